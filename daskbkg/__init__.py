@@ -1,0 +1,35 @@
+"""daskbkg: the JWST background step as a chunked, out-of-core, parallel dask computation.
+
+Public API
+----------
+subtract_background
+    Lazy background subtraction of one target; ``.compute()``, ``.to_fits()``,
+    ``.to_zarr()``.
+combine_backgrounds
+    Lazy sigma-clipped combination of background exposures.
+read_exposure
+    Open a FITS exposure lazily.
+ClipParams, ReferenceCompat, make_compat
+    Parameter and compatibility objects.
+"""
+
+from ._version import __version__
+from .api import combine_backgrounds, subtract_background
+from .combine import CombinedBackground
+from .io.exposure import Exposure, read_exposure
+from .options import ClipParams, ReferenceCompat, make_compat
+from .result import BackgroundResult, ComputedResult
+
+__all__ = [
+    "__version__",
+    "BackgroundResult",
+    "ClipParams",
+    "CombinedBackground",
+    "ComputedResult",
+    "Exposure",
+    "ReferenceCompat",
+    "combine_backgrounds",
+    "make_compat",
+    "read_exposure",
+    "subtract_background",
+]

@@ -1,0 +1,204 @@
+"""Command-line interface: ``daskbkg run`` and ``daskbkg demo``.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (file, parameter, association).
+Errors are printed as one line (file and reason); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ._version import __version__
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("daskbkg")
+
+_COMPAT_FLAGS = {
+    "subarray_placement": ("reference", "aligned"),
+    "rateints_geometry": ("jwst-1.13", "jwst-3.0"),
+    "rateints_empty_lane": ("zero", "nan"),
+    "clip_all_rejected": ("keep", "reject"),
+    "no_valid_background": ("zero", "nan"),
+    "empty_bkg_list": ("nan", "skip"),
+}
+
+
+def _flag(name: str) -> list[str]:
+    """Both spellings of an option: ``--kebab-case`` and ``--snake_case``."""
+    kebab = "--" + name.replace("_", "-")
+    snake = "--" + name
+    return [kebab] if kebab == snake else [kebab, snake]
+
+
+def _maxiters(text: str):
+    if text.lower() == "none":
+        return None
+    return int(text)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(*_flag("output_dir"), "-o", default=".", type=Path,
+                   help="folder for the outputs (created if missing; default: current folder)")
+    p.add_argument("--sigma", type=float, default=3.0,
+                   help="sigma-clip threshold for combining backgrounds (default 3.0)")
+    p.add_argument("--maxiters", type=_maxiters, default=None,
+                   help="maximum clip passes; 'None' or 0 = until converged (default)")
+    p.add_argument(*_flag("save_combined_background"), action="store_true",
+                   help="also write <root>_combinedbackground.fits (SCI, DQ, ERR, NBKG)")
+    p.add_argument("--format", choices=("fits", "zarr"), default="fits",
+                   help="output format (default fits); zarr writes <root>_bkgsub.zarr groups")
+    p.add_argument("--shards", action="store_true",
+                   help="zarr only: store each dask chunk as one shard")
+    p.add_argument("--suffix", default="bkgsub", help="suffix of the main output (default bkgsub)")
+    p.add_argument("--chunks", default=None,
+                   help="tile shape ROWS or ROWS,COLS (default: row strips sized by --memory-limit)")
+    p.add_argument(*_flag("memory_limit"), default=None,
+                   help="working-set budget for tiles in flight, e.g. 512MB (default 256MiB)")
+    p.add_argument("--scheduler", default=None,
+                   help="threads (default), processes, synchronous, a tcp://host:port scheduler "
+                        "address or a scheduler file")
+    p.add_argument("--compat", choices=("jwst-1.13", "jwst-3.0"), default="jwst-1.13",
+                   help="behaviour preset: jwst-1.13 (reference parity, default) or jwst-3.0")
+    for name, choices in _COMPAT_FLAGS.items():
+        p.add_argument(*_flag(name), choices=choices, default=None,
+                       help=f"compatibility switch (default {choices[0]}); see README")
+    p.add_argument(*_flag("propagate_err"), action="store_true", default=None,
+                   help="write sqrt(ERR^2 + ERR_bk^2) as output ERR (not reference behaviour)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    p.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``daskbkg`` command."""
+    parser = argparse.ArgumentParser(
+        prog="daskbkg",
+        description="JWST background subtraction (the pipeline's background step) as a "
+                    "chunked, parallel dask computation, bit-identical to jwst 1.13.2.",
+    )
+    parser.add_argument("--version", action="version", version=f"daskbkg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="background-subtract a target (or every product of an association)",
+        description="Background-subtract TARGET using the --bkg exposures, or process every "
+                    "product of a level-2 association given as ASN.json. Writes "
+                    "OUT/<root>_bkgsub.fits (root = file name without .fits and a trailing "
+                    "step suffix such as _rate, _rateints, _cal, _calints; for associations, "
+                    "the product name).",
+    )
+    run.add_argument("target", help="target exposure (FITS) or association (.json)")
+    run.add_argument(*_flag("bkg"), *_flag("bkg_list"), dest="bkg", nargs="+", default=None,
+                     metavar="BKG", help="background exposures, in summation order")
+    _add_common(run)
+    demo = sub.add_parser("demo", help="generate a small synthetic dataset and process it",
+                          description="Generate a small synthetic NIRCam dataset (targets, "
+                                      "backgrounds, association) and run the background step.")
+    demo.add_argument(*_flag("output_dir"), "-o", default=Path("daskbkg-demo"), type=Path,
+                      help="folder for the dataset and outputs (default ./daskbkg-demo)")
+    demo.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    demo.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    demo.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):
+    """Map parsed CLI flags onto :class:`daskbkg.runner.RunSettings` (validated)."""
+    from .options import ClipParams, make_compat
+    from .plan import parse_chunks, parse_memory
+    from .runner import RunSettings
+
+    compat = make_compat(args.compat, **{k: getattr(args, k) for k in _COMPAT_FLAGS},
+                         propagate_err=args.propagate_err)
+    return RunSettings(
+        output_dir=args.output_dir, params=ClipParams(sigma=args.sigma, maxiters=args.maxiters),
+        compat=compat, save_combined=args.save_combined_background, fmt=args.format,
+        suffix=args.suffix, chunks=parse_chunks(args.chunks),
+        memory_limit=parse_memory(args.memory_limit), shards=args.shards,
+    )
+
+
+def _report(outcomes, quiet: bool) -> int:
+    code = 0
+    for outcome in outcomes:
+        if outcome.state == "failed":
+            print(f"daskbkg: error: {outcome.reason}", file=sys.stderr)
+            code = 2
+        elif not quiet:
+            note = "" if outcome.state == "done" else f" ({outcome.state})"
+            for path in outcome.outputs:
+                print(f"{outcome.name}: wrote {path}{note}")
+    return code
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .io.asn import is_association
+    from .runner import run_association, run_target
+    from .scheduling import use_scheduler
+
+    settings = settings_from_args(args)
+    with use_scheduler(args.scheduler) as compute_kwargs:
+        if is_association(args.target):
+            if args.bkg:
+                log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
+            outcomes = run_association(args.target, settings, compute_kwargs)
+        else:
+            if not args.bkg:
+                log.warning("no background given: as in the reference, the output SCI is all "
+                            "NaN (use --empty-bkg-list skip to skip instead)")
+            outcomes = [run_target(args.target, args.bkg or [], settings, compute_kwargs)]
+    return _report(outcomes, args.quiet)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .datasets import make_dataset
+    from .runner import RunSettings, run_association
+
+    out = Path(args.output_dir)
+    data = make_dataset(out / "inputs", n_targets=2, n_backgrounds=4, seed=1)
+    settings = RunSettings(output_dir=out / "outputs", save_combined=True)
+    outcomes = run_association(data.asn, settings)
+    code = _report(outcomes, args.quiet)
+    if not args.quiet:
+        print(f"demo inputs in {out / 'inputs'}; outputs in {out / 'outputs'}")
+    return code
+
+
+def _exit_code(exc: BaseException) -> int:
+    from .errors import InputError, OutputError
+
+    if isinstance(exc, OutputError):
+        return 1
+    if isinstance(exc, (InputError, FileNotFoundError, ValueError, IndexError, TypeError,
+                        KeyError, AttributeError)):
+        return 2
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``daskbkg`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    try:
+        if args.command == "demo":
+            return _cmd_demo(args)
+        return _cmd_run(args)
+    except KeyboardInterrupt:
+        print("daskbkg: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line per error unless --debug
+        if args.debug:
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"daskbkg: error: {message}", file=sys.stderr)
+        return _exit_code(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Build the lazy combined-background graph (sigma-clipped mean of the backgrounds).
+
+One dask task per spatial tile reads every background's overlap for that tile (SCI, ERR
+and DQ as three aligned stacks) and one kernel call per tile produces the combined SCI,
+ERR, DQ and the number of backgrounds kept, packed in one structured block.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .geometry import Window, place_background, window_for
+from .io.exposure import Exposure, as_exposure
+from .options import ClipParams, ReferenceCompat
+from .plan import TilePlan, plan_tiles
+from .stack import BackgroundStack, PlacedArray
+
+__all__ = ["CombinedBackground", "build_combined_background", "PACKED_DTYPE"]
+
+#: Per-pixel outputs of one kernel pass, packed so that one task yields all four.
+PACKED_DTYPE = np.dtype([("sci", "<f4"), ("err", "<f4"), ("dq", "<u4"), ("nbkg", "<i4")])
+
+_FILLS = {"sci": (math.nan, "float32"), "err": (math.nan, "float32"), "dq": (0, "uint32")}
+
+
+@dataclass(frozen=True)
+class CombinedBackground:
+    """Lazy combined background image, shaped like one plane of the target.
+
+    Attributes
+    ----------
+    sci, err : dask.array.Array
+        float32 clipped mean and its uncertainty.
+    dq : dask.array.Array
+        uint32 bitwise OR of the overlapping backgrounds' DQ.
+    nbkg : dask.array.Array
+        int32 number of background values kept by the clip at each pixel.
+    key : str
+        Deterministic token: equal keys mean identical images.
+    backgrounds : tuple of Exposure
+        The backgrounds, in summation order.
+    overlaps : tuple of bool
+        Whether each background overlaps the target window.
+    """
+
+    sci: object
+    err: object
+    dq: object
+    nbkg: object
+    key: str
+    backgrounds: tuple[Exposure, ...]
+    overlaps: tuple[bool, ...]
+    params: ClipParams
+    compat: ReferenceCompat
+
+    @property
+    def arrays(self) -> dict[str, object]:
+        """The four arrays by extension name."""
+        return {"SCI": self.sci, "ERR": self.err, "DQ": self.dq, "NBKG": self.nbkg}
+
+
+def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_rejected,
+                   empty_lane, no_valid):
+    """Run the combination kernel on one tile and pack its four outputs."""
+    from .kernels import combine_tile
+
+    out_sci, out_err, out_dq, n_good = combine_tile(
+        sci, err, dq, overlaps, sigma, pass_limit, rateints=rateints,
+        all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid,
+    )
+    packed = np.empty(out_sci.shape, dtype=PACKED_DTYPE)
+    packed["sci"] = out_sci
+    packed["err"] = out_err
+    packed["dq"] = out_dq
+    packed["nbkg"] = n_good
+    return packed
+
+
+def stack_planes(target: Exposure, placements: list, compat: ReferenceCompat) -> tuple[int, ...]:
+    """Shape of one placed background: (ny, nx), or (nints, ny, nx) in rateints mode."""
+    if target.ndim == 2:
+        return tuple(target.shape)
+    if compat.rateints_geometry == "jwst-3.0":
+        nints = max([p.out_shape[0] for p in placements if p is not None], default=1)
+        return (nints,) + tuple(target.shape[-2:])
+    return tuple(target.shape)
+
+
+def build_combined_background(
+    target: Exposure,
+    backgrounds: Sequence[Exposure],
+    params: ClipParams,
+    compat: ReferenceCompat,
+    tiles: TilePlan | None = None,
+    *,
+    chunks: tuple[int, int] | None = None,
+    memory_limit: int | None = None,
+) -> CombinedBackground:
+    """Build the lazy combined background for ``target``.
+
+    Backgrounds are checked in list order; the first one that cannot be combined raises
+    (as the reference does) before any graph exists.
+
+    Parameters
+    ----------
+    target : Exposure
+        Defines the window, the image shape and the mode (2-D rate, 3-D rateints).
+    backgrounds : sequence of Exposure
+        Background exposures in summation order (may be empty).
+    params : ClipParams
+        Clip threshold and pass limit.
+    compat : ReferenceCompat
+        Reference-compatibility switches.
+    tiles : TilePlan, optional
+        Tile shape; planned from ``chunks``/``memory_limit`` when omitted.
+
+    Returns
+    -------
+    CombinedBackground
+    """
+    import dask.array as da
+    from dask.base import tokenize
+
+    backgrounds = tuple(as_exposure(b) for b in backgrounds)
+    target_window: Window = window_for(target.meta, target.shape, target.path)
+    placements = []
+    for bkg in backgrounds:
+        window = window_for(bkg.meta, bkg.shape, bkg.path)
+        placements.append(
+            place_background(target_window, target.shape, window, bkg.shape, compat, bkg.path)
+        )
+    plane = stack_planes(target, placements, compat)
+    image = tuple(target.shape[-2:])
+    nints = plane[0] if len(plane) == 3 else 1
+    if tiles is None:
+        tiles = plan_tiles(image, len(backgrounds), nints, chunks=chunks, memory_limit=memory_limit)
+    overlaps = tuple(p is not None for p in placements)
+    key = tokenize(
+        "daskbkg-combined", [b.identity for b in backgrounds], params, compat,
+        target_window, target.ndim, plane, tiles,
+    )
+    image_chunks = tiles.chunks_for(image)
+    if not backgrounds:
+        # Reference with zero backgrounds: mean over no planes is NaN, ERR 0/0 -> 0, DQ 0.
+        return CombinedBackground(
+            sci=da.full(image, np.nan, dtype=np.float32, chunks=image_chunks),
+            err=da.zeros(image, dtype=np.float32, chunks=image_chunks),
+            dq=da.zeros(image, dtype=np.uint32, chunks=image_chunks),
+            nbkg=da.zeros(image, dtype=np.int32, chunks=image_chunks),
+            key=key, backgrounds=(), overlaps=(), params=params, compat=compat,
+        )
+    stacks = {}
+    stack_chunks = (len(backgrounds),) + tiles.chunks_for(plane)
+    for ext, (fill, dtype) in _FILLS.items():
+        members = [
+            PlacedArray(source=getattr(b, ext) if p is not None else None, placement=p,
+                        shape=plane, fill=fill, dtype_name=dtype)
+            for b, p in zip(backgrounds, placements)
+        ]
+        stack = BackgroundStack.of(members, plane, dtype)
+        stacks[ext] = da.from_array(
+            stack, chunks=stack_chunks, name=f"bkgstack-{ext}-{key}",
+            meta=np.empty((0,) * stack.ndim, dtype=dtype), asarray=False, lock=False,
+        )
+    drop = [0, 1] if len(plane) == 3 else [0]
+    packed = da.map_blocks(
+        _combine_block, stacks["sci"], stacks["err"], stacks["dq"],
+        drop_axis=drop, dtype=PACKED_DTYPE, name=f"bkgcombine-{key}",
+        meta=np.empty((0, 0), dtype=PACKED_DTYPE),
+        overlaps=np.array(overlaps, dtype=bool), sigma=params.sigma,
+        pass_limit=params.pass_limit, rateints=len(plane) == 3,
+        all_rejected=compat.clip_all_rejected, empty_lane=compat.rateints_empty_lane,
+        no_valid=compat.no_valid_background,
+    )
+    return CombinedBackground(
+        sci=packed["sci"], err=packed["err"], dq=packed["dq"], nbkg=packed["nbkg"],
+        key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,
+    )
+
+
+def default_threads() -> int:
+    """Number of worker threads used by the local threaded scheduler."""
+    return os.cpu_count() or 1

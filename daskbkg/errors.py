@@ -1,0 +1,70 @@
+"""Exception hierarchy of daskbkg.
+
+Every error derives from :class:`DaskbkgError` and, where the reference pipeline raises a
+built-in exception for the same condition, also from that built-in type, so that
+``isinstance(err, ValueError)`` (for example) holds exactly as it would for the reference.
+Messages are one line and name the file and the problem.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DaskbkgError",
+    "InputError",
+    "InputFileNotFoundError",
+    "NotFitsError",
+    "MissingExtensionError",
+    "GeometryError",
+    "DimensionError",
+    "UnsupportedExposureError",
+    "AssociationError",
+    "ParameterError",
+    "OutputError",
+]
+
+
+class DaskbkgError(Exception):
+    """Base class of every error raised deliberately by daskbkg."""
+
+
+class InputError(DaskbkgError):
+    """An input file or parameter is unusable; the run is refused before computing."""
+
+
+class InputFileNotFoundError(InputError, FileNotFoundError):
+    """An input file does not exist."""
+
+
+class NotFitsError(InputError, OSError):
+    """An input file exists but is not a readable FITS file (or is truncated)."""
+
+
+class MissingExtensionError(InputError, KeyError):
+    """A required FITS extension (SCI, ERR or DQ) is missing."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class GeometryError(InputError, ValueError):
+    """Subarray windows are missing, inconsistent or cannot be combined."""
+
+
+class DimensionError(InputError, IndexError):
+    """Array dimensionalities cannot be combined (3-D target with a 2-D background)."""
+
+
+class UnsupportedExposureError(InputError, ValueError):
+    """The exposure type cannot be processed by the requested path."""
+
+
+class AssociationError(InputError, ValueError):
+    """An association file is malformed or one of its products is unusable."""
+
+
+class ParameterError(InputError, ValueError):
+    """A parameter value is out of range or of the wrong kind."""
+
+
+class OutputError(DaskbkgError, OSError):
+    """An output cannot be written (bad directory, output equal to an input, ...)."""

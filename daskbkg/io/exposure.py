@@ -1,0 +1,172 @@
+"""Open a JWST level-2 exposure lazily: headers now, pixels only inside tasks."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingExtensionError
+from .fitsarray import FitsArray
+from .layout import FitsLayout, scan_fits
+
+__all__ = ["ExposureMeta", "Exposure", "read_exposure", "as_exposure"]
+
+WFSS_TYPES = ("NIS_WFSS", "NRC_WFSS")
+
+
+@dataclass(frozen=True)
+class ExposureMeta:
+    """Keywords of an exposure that the algorithm uses.
+
+    Window keywords are ``None`` when absent from the PRIMARY header.
+    """
+
+    exp_type: str | None
+    instrument: str | None
+    substrt1: int | None
+    substrt2: int | None
+    subsize1: int | None
+    subsize2: int | None
+    nints: int | None
+    gwa_xtil: float | None
+    gwa_ytil: float | None
+
+    @classmethod
+    def from_header(cls, header: Any) -> "ExposureMeta":
+        """Extract the keywords from a PRIMARY header (astropy ``Header`` or mapping)."""
+
+        def get(key: str, kind: type):
+            value = header.get(key)
+            if value is None or (isinstance(value, str) and kind is not str and not value.strip()):
+                return None
+            try:
+                return kind(value)
+            except (TypeError, ValueError):
+                return None
+
+        return cls(
+            exp_type=get("EXP_TYPE", str),
+            instrument=get("INSTRUME", str),
+            substrt1=get("SUBSTRT1", int),
+            substrt2=get("SUBSTRT2", int),
+            subsize1=get("SUBSIZE1", int),
+            subsize2=get("SUBSIZE2", int),
+            nints=get("NINTS", int),
+            gwa_xtil=get("GWA_XTIL", float),
+            gwa_ytil=get("GWA_YTIL", float),
+        )
+
+    @property
+    def is_wfss(self) -> bool:
+        """True for the two WFSS exposure types handled by the scaled-reference path."""
+        return (self.exp_type or "").upper() in WFSS_TYPES
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A FITS exposure opened lazily.
+
+    Attributes
+    ----------
+    layout : FitsLayout
+        Every HDU of the file with its byte offsets and header.
+    meta : ExposureMeta
+        Keywords used by the algorithm.
+    sci, err, dq : FitsArray
+        Lazy readers of the three image extensions (native float32/float32/uint32).
+    """
+
+    layout: FitsLayout
+    meta: ExposureMeta
+    sci: FitsArray
+    err: FitsArray
+    dq: FitsArray
+
+    @property
+    def path(self) -> str:
+        """Absolute path of the file."""
+        return self.layout.path
+
+    @property
+    def name(self) -> str:
+        """File name without folders."""
+        return os.path.basename(self.layout.path)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the SCI array."""
+        return self.sci.shape
+
+    @property
+    def ndim(self) -> int:
+        """2 for rate images, 3 for rateints cubes."""
+        return len(self.sci.shape)
+
+    @property
+    def identity(self) -> tuple[str, int, int]:
+        """(path, size, mtime) identifying this exact file version."""
+        return (self.layout.path, self.layout.size, self.layout.mtime_ns)
+
+
+def read_exposure(path: str | os.PathLike) -> Exposure:
+    """Open an exposure: parse its headers and build lazy SCI/ERR/DQ readers.
+
+    No pixel is read. The arrays must be 2-D or 3-D and share one shape.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file in the JWST data-model layout.
+
+    Returns
+    -------
+    Exposure
+
+    Raises
+    ------
+    InputFileNotFoundError, NotFitsError
+        The file is missing or not FITS.
+    MissingExtensionError
+        SCI, ERR or DQ is absent (or not an image).
+    GeometryError
+        The arrays are not 2-D/3-D or their shapes differ.
+    """
+    from ..errors import GeometryError
+
+    layout: FitsLayout = scan_fits(path)
+    arrays: dict[str, FitsArray] = {}
+    for name in ("SCI", "ERR", "DQ"):
+        try:
+            arrays[name] = layout.array(name)
+        except KeyError:
+            raise MissingExtensionError(
+                f"{layout.path}: missing {name} image extension"
+            ) from None
+    shape = arrays["SCI"].shape
+    if len(shape) not in (2, 3):
+        raise GeometryError(f"{layout.path}: SCI must be 2-D or 3-D, not {len(shape)}-D")
+    for name in ("ERR", "DQ"):
+        if arrays[name].shape != shape:
+            raise GeometryError(
+                f"{layout.path}: {name} shape {arrays[name].shape} differs from SCI shape {shape}"
+            )
+    meta = ExposureMeta.from_header(layout.primary_header)
+    if len(shape) == 3 and meta.nints is not None and meta.nints != shape[0]:
+        warnings.warn(
+            f"{layout.path}: NINTS={meta.nints} but the SCI cube has {shape[0]} integrations; "
+            "using the array",
+            stacklevel=2,
+        )
+    return Exposure(layout=layout, meta=meta, sci=arrays["SCI"], err=arrays["ERR"], dq=arrays["DQ"])
+
+
+def as_exposure(item: "Exposure | str | os.PathLike") -> Exposure:
+    """Return ``item`` if it is already an :class:`Exposure`, else open it."""
+    if isinstance(item, Exposure):
+        return item
+    if isinstance(item, (str, os.PathLike, Path)):
+        return read_exposure(item)
+    raise TypeError(f"expected a path or an Exposure, not {type(item).__name__}")

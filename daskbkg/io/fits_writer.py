@@ -1,0 +1,228 @@
+"""Stream FITS files from dask arrays, atomically.
+
+The file is laid out first (headers written, data areas reserved), then every lazy array
+is stored tile by tile with positional writes (``os.pwrite``), so no array is ever held
+whole in memory and tiles may be written in any order, from threads or processes. The
+file is written under a temporary name in the destination folder and renamed into place
+only when complete; on any failure the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "image_header", "temp_path_for", "RegionWriter"]
+
+BLOCK = 2880
+_ENCODINGS = {"float32": (-32, ">f4"), "uint32": (32, ">u4"), "int32": (32, ">i4"),
+              "float64": (-64, ">f8")}
+
+
+def _padded(n: int) -> int:
+    return -(-n // BLOCK) * BLOCK
+
+
+@dataclass(frozen=True)
+class CopiedHdu:
+    """An HDU copied from an existing file: data bytes verbatim, header verbatim or replaced."""
+
+    src_path: str
+    header_offset: int
+    data_offset: int
+    data_span: int
+    header: Any = None  # astropy Header to write instead of the original header bytes
+
+
+@dataclass(frozen=True)
+class ArrayHdu:
+    """An image HDU whose data come from a (lazy) array."""
+
+    header: Any  # astropy Header with correct BITPIX/NAXISn (see image_header)
+    data: Any  # dask or NumPy array; None for a header-only HDU
+    kind: str  # "float32", "uint32" (stored with BZERO 2**31), "int32", "float64"
+
+
+def image_header(base: Any, shape: Sequence[int], kind: str, extname: str | None = None,
+                 primary: bool = False):
+    """Return a header for an image of ``shape`` and ``kind``, keeping ``base``'s cards.
+
+    The structural keywords (BITPIX, NAXIS*, BZERO/BSCALE) are rewritten to match the
+    data that will be stored; every other card of ``base`` is kept in order.
+    """
+    from astropy.io import fits
+
+    bitpix, _ = _ENCODINGS[kind]
+    card0 = ("SIMPLE", True) if primary else ("XTENSION", "IMAGE")
+    cards = [card0, ("BITPIX", bitpix), ("NAXIS", len(shape))]
+    cards += [(f"NAXIS{i + 1}", int(n)) for i, n in enumerate(reversed(tuple(shape)))]
+    if primary:
+        cards.append(("EXTEND", True))
+    else:
+        cards += [("PCOUNT", 0), ("GCOUNT", 1)]
+    header = fits.Header(cards)
+    structural = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTEND",
+                  "BZERO", "BSCALE"}
+    if base is not None:
+        for card in base.cards:
+            key = card.keyword
+            if key in structural or (key.startswith("NAXIS") and key[5:].isdigit()):
+                continue
+            header.append(card, end=True)
+    if kind == "uint32":
+        header.set("BSCALE", 1, after=f"NAXIS{len(shape)}" if primary else "GCOUNT")
+        header.set("BZERO", 2**31, after="BSCALE")
+    if extname is not None:
+        header["EXTNAME"] = extname
+    return header
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    """Hidden temporary name next to ``path`` (same folder, hence same filesystem)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+@dataclass(frozen=True)
+class RegionWriter:
+    """Picklable ``__setitem__`` target that writes array regions into a FITS data area."""
+
+    path: str
+    data_offset: int
+    shape: tuple[int, ...]
+    kind: str
+
+    @property
+    def dtype(self):
+        return np.dtype(self.kind)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __setitem__(self, key, value) -> None:
+        from .fitsarray import normalize_key
+
+        slices, _ = normalize_key(key, self.shape)
+        value = np.asarray(value)
+        block = value.reshape(tuple(s.stop - s.start for s in slices))
+        disk = np.dtype(_ENCODINGS[self.kind][1])
+        if self.kind == "uint32":
+            encoded = (block.astype(np.uint32) ^ np.uint32(0x80000000)).astype(disk)
+        else:
+            encoded = block.astype(disk)
+        itemsize = disk.itemsize
+        strides = [itemsize] * len(self.shape)
+        for axis in range(len(self.shape) - 2, -1, -1):
+            strides[axis] = strides[axis + 1] * self.shape[axis + 1]
+        split = len(self.shape) - 1
+        while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
+            split -= 1
+        lead = encoded.shape[:split]
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for index in np.ndindex(*lead) if lead else [()]:
+                offset = self.data_offset + slices[split].start * strides[split]
+                for axis, i in enumerate(index):
+                    offset += (slices[axis].start + i) * strides[axis]
+                chunk = np.ascontiguousarray(encoded[index]).view(np.uint8).reshape(-1)
+                view = memoryview(chunk)
+                done = 0
+                while done < len(view):
+                    done += os.pwrite(fd, view[done:], offset + done)
+        finally:
+            os.close(fd)
+
+
+def _copy_bytes(src, dst, offset: int, size: int) -> None:
+    src.seek(offset)
+    remaining = size
+    while remaining:
+        data = src.read(min(remaining, 16 * 2**20))
+        if not data:
+            raise OSError(f"{src.name}: unexpected end of file while copying an HDU")
+        dst.write(data)
+        remaining -= len(data)
+
+
+def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
+               compute: bool = True, **compute_kwargs):
+    """Write a FITS file from copied HDUs and (lazy) arrays, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; replaced only when the whole file was written.
+    hdus : sequence of CopiedHdu or ArrayHdu
+        HDUs in file order; the first must be a primary HDU.
+    compute : bool
+        If False, return ``(stores, finalize, abort)``: the list of (source, target)
+        pairs still to be stored, a function that renames the finished file and one that
+        removes it. Used to write several files in one dask computation.
+    **compute_kwargs
+        Passed to ``dask.array.store`` (e.g. ``scheduler=``).
+    """
+    path = Path(path)
+    tmp = temp_path_for(path)
+    pending: list[tuple[Any, RegionWriter]] = []
+    try:
+        with open(tmp, "wb") as out:
+            for hdu in hdus:
+                if isinstance(hdu, CopiedHdu):
+                    with open(hdu.src_path, "rb") as src:
+                        if hdu.header is None:
+                            _copy_bytes(src, out, hdu.header_offset, hdu.data_offset - hdu.header_offset)
+                        else:
+                            out.write(hdu.header.tostring().encode("ascii"))
+                        _copy_bytes(src, out, hdu.data_offset, hdu.data_span)
+                    continue
+                out.write(hdu.header.tostring().encode("ascii"))
+                if hdu.data is None:
+                    continue
+                shape = tuple(hdu.data.shape)
+                nbytes = int(np.prod(shape)) * np.dtype(_ENCODINGS[hdu.kind][1]).itemsize
+                start = out.tell()
+                out.truncate(start + _padded(nbytes))
+                out.seek(start + _padded(nbytes))
+                pending.append((hdu.data, RegionWriter(str(tmp), start, shape, hdu.kind)))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+    def finalize() -> Path:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return path
+
+    def abort() -> None:
+        tmp.unlink(missing_ok=True)
+
+    if not compute:
+        return pending, finalize, abort
+    try:
+        store_all(pending, **compute_kwargs)
+    except BaseException:
+        abort()
+        raise
+    return finalize()
+
+
+def store_all(pending: Sequence[tuple[Any, Any]], **compute_kwargs) -> None:
+    """Store every (array, target) pair in one computation (NumPy arrays directly)."""
+    import dask.array as da
+
+    lazy = [(a, t) for a, t in pending if isinstance(a, da.Array)]
+    for array, target in pending:
+        if not isinstance(array, da.Array):
+            target[tuple(slice(0, n) for n in np.shape(array))] = array
+    if lazy:
+        da.store([a for a, _ in lazy], [t for _, t in lazy], lock=False, **compute_kwargs)

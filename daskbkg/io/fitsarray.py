@@ -1,0 +1,234 @@
+"""Picklable lazy arrays over one FITS image extension.
+
+A :class:`FitsArray` stores only the path, the byte offset of the data, the shape and the
+on-disk encoding. Indexing it reads exactly the requested region with positional reads
+(``os.pread``, which releases the GIL) from a per-process cache of open file descriptors,
+and returns a native-endian NumPy array. JWST DQ arrays (uint32 stored as int32 with
+``BZERO = 2**31``) are decoded by flipping the sign bit, which is exact.
+
+HDUs that cannot be read this way (tile-compressed images, unusual scaling) fall back to
+astropy's ``section`` access, also through a per-process cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FitsArray", "normalize_key", "close_cached_files"]
+
+_MAX_OPEN = 128
+_lock = threading.Lock()
+_fds: "OrderedDict[tuple[str, int, float], int]" = OrderedDict()
+_hduls: "OrderedDict[str, Any]" = OrderedDict()
+
+
+def _cached_fd(path: str, size: int, mtime_ns: int) -> int:
+    """Return an open read-only descriptor for ``path``, opening it once per process."""
+    key = (path, size, mtime_ns)
+    with _lock:
+        fd = _fds.get(key)
+        if fd is not None:
+            _fds.move_to_end(key)
+            return fd
+        fd = os.open(path, os.O_RDONLY)
+        st = os.fstat(fd)
+        if st.st_size != size or st.st_mtime_ns != mtime_ns:
+            os.close(fd)
+            raise OSError(f"{path}: file changed since it was opened (size or mtime differ)")
+        _fds[key] = fd
+        while len(_fds) > _MAX_OPEN:
+            _, old = _fds.popitem(last=False)
+            os.close(old)
+        return fd
+
+
+def _cached_hdulist(path: str):
+    """Return an astropy HDUList for the fallback reader, opened once per process."""
+    from astropy.io import fits
+
+    with _lock:
+        hdul = _hduls.get(path)
+        if hdul is None:
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
+            _hduls[path] = hdul
+            while len(_hduls) > 16:
+                _, old = _hduls.popitem(last=False)
+                old.close()
+        return hdul
+
+
+def close_cached_files() -> None:
+    """Close every file descriptor and HDU list cached by this process."""
+    with _lock:
+        for fd in _fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _fds.clear()
+        for hdul in _hduls.values():
+            hdul.close()
+        _hduls.clear()
+
+
+atexit.register(close_cached_files)
+
+
+def normalize_key(key: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """Turn an indexing key into one step-1 slice per axis (integers become length-1).
+
+    Returns the slices and, separately, which axes were indexed by an integer (to be
+    dropped from the result).
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        fill = (slice(None),) * (len(shape) - len(key) + 1)
+        key = key[:i] + fill + key[i + 1 :]
+    key = key + (slice(None),) * (len(shape) - len(key))
+    if len(key) != len(shape):
+        raise IndexError(f"too many indices for an array of {len(shape)} dimensions")
+    slices = []
+    drop = []
+    for axis, (k, n) in enumerate(zip(key, shape)):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step != 1:
+                raise IndexError("FitsArray supports only step-1 slices")
+            slices.append(slice(start, max(start, stop)))
+        else:
+            i = int(k)
+            if i < 0:
+                i += n
+            if not 0 <= i < n:
+                raise IndexError(f"index {k} out of range for axis {axis} of size {n}")
+            slices.append(slice(i, i + 1))
+            drop.append(axis)
+    return tuple(slices), tuple(drop)
+
+
+@dataclass(frozen=True)
+class FitsArray:
+    """Lazy, picklable view of one FITS image HDU.
+
+    Parameters
+    ----------
+    path : str
+        Absolute path of the FITS file.
+    hdu_index : int
+        Position of the HDU in the file (used by the fallback reader).
+    data_offset : int
+        Byte offset of the first data byte.
+    shape : tuple of int
+        Array shape in NumPy order.
+    disk_dtype : str
+        On-disk dtype (big-endian), e.g. ``">f4"`` or ``">i4"``.
+    dtype : str
+        Native dtype of the values returned (e.g. ``"float32"``, ``"uint32"``).
+    bzero_flip : bool
+        The data are uint32 stored as int32 with ``BZERO = 2**31``.
+    direct : bool
+        Positional reads are possible; otherwise astropy's ``section`` is used.
+    size, mtime_ns : int
+        File size and modification time seen when the file was scanned; a read from a
+        file that changed since raises ``OSError``.
+    """
+
+    path: str
+    hdu_index: int
+    data_offset: int
+    shape: tuple[int, ...]
+    disk_dtype: str
+    dtype_name: str
+    bzero_flip: bool
+    direct: bool
+    size: int
+    mtime_ns: int
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Native dtype of the values returned by indexing."""
+        return np.dtype(self.dtype_name)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the whole array in memory."""
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        slices, drop = normalize_key(key, self.shape)
+        if self.direct:
+            out = self._read_direct(slices)
+        else:
+            out = self._read_section(slices)
+        if drop:
+            out = out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in drop))
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[...]
+        return out if dtype is None else out.astype(dtype)
+
+    # -- readers ---------------------------------------------------------------------
+    def _read_direct(self, slices: tuple[slice, ...]) -> np.ndarray:
+        out_shape = tuple(s.stop - s.start for s in slices)
+        disk = np.dtype(self.disk_dtype)
+        raw = np.empty(out_shape, dtype=disk)
+        if raw.size == 0:
+            return self._decode(raw)
+        # Axes from `split` onwards are read as one contiguous run per leading index.
+        split = len(self.shape) - 1
+        while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
+            split -= 1
+        strides = [disk.itemsize] * len(self.shape)
+        for axis in range(len(self.shape) - 2, -1, -1):
+            strides[axis] = strides[axis + 1] * self.shape[axis + 1]
+        run = out_shape[split] * strides[split]
+        fd = _cached_fd(self.path, self.size, self.mtime_ns)
+        flat = raw.reshape(-1).view(np.uint8)
+        lead_shape = out_shape[:split]
+        pos = 0
+        for index in np.ndindex(*lead_shape) if lead_shape else [()]:
+            offset = self.data_offset + slices[split].start * strides[split]
+            for axis, i in enumerate(index):
+                offset += (slices[axis].start + i) * strides[axis]
+            _pread_into(fd, flat[pos : pos + run], offset, self.path)
+            pos += run
+        return self._decode(raw)
+
+    def _decode(self, raw: np.ndarray) -> np.ndarray:
+        if self.bzero_flip:
+            out = raw.view(">u4").astype(np.uint32)
+            out ^= np.uint32(0x80000000)
+            return out
+        return raw.astype(self.dtype, copy=False) if raw.dtype != self.dtype else raw
+
+    def _read_section(self, slices: tuple[slice, ...]) -> np.ndarray:
+        hdul = _cached_hdulist(self.path)
+        with _lock:
+            data = hdul[self.hdu_index].section[slices]
+        return np.ascontiguousarray(data).astype(self.dtype)
+
+
+def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
+    """Fill ``target`` (a uint8 view) with bytes from ``fd`` at ``offset``."""
+    view = memoryview(target)
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            raise OSError(f"{path}: unexpected end of file (truncated FITS data)")
+        got += n

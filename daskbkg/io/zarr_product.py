@@ -1,0 +1,68 @@
+"""Zarr groups for products and combined backgrounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._version import __version__
+from .products import apply_primary_updates, provenance_history
+from .zarr_writer import ZarrArraySpec, header_cards, write_zarr_group
+
+__all__ = ["product_group", "combined_group"]
+
+
+def _run_attrs(params: Any, compat: Any, status: str, inputs: list) -> dict:
+    return {
+        "version": __version__,
+        "status": status,
+        "parameters": {"sigma": params.sigma, "maxiters": params.maxiters},
+        "non_default_options": {k: v for k, v in compat.non_defaults().items()},
+        "inputs": [{"path": p, "size": s, "mtime_ns": m} for p, s, m in inputs],
+    }
+
+
+def product_group(product: Any, path, *, shards: bool = False):
+    """Deferred writer of the main product as a zarr group (see ``zarr_writer``)."""
+    import dask.array as da
+    import numpy as np
+
+    layout = product.target.layout
+    history = provenance_history(product.params, product.compat, f"background step {product.status}")
+    outputs = {"SCI": product.sci, "ERR": product.err, "DQ": product.dq}
+    arrays, headers = [], []
+    for hdu in layout.hdus:
+        header = hdu.header
+        if hdu.index == 0:
+            header = apply_primary_updates(header, product.primary_updates, history)
+        headers.append({"name": hdu.name, "ver": hdu.ver, "cards": header_cards(header)})
+        if hdu.index == 0:
+            continue
+        key = hdu.name.lower() if hdu.ver == 1 else f"{hdu.name.lower()}_{hdu.ver}"
+        if hdu.ver == 1 and hdu.name in outputs:
+            arrays.append(ZarrArraySpec(key, outputs[hdu.name]))
+        elif hdu.is_image and hdu.shape and not hdu.compressed:
+            reader = layout.array(hdu.name, hdu.ver)
+            chunks = product.sci.chunks[-2:]
+            lead = tuple((n,) for n in reader.shape[:-2])
+            arrays.append(ZarrArraySpec(key, da.from_array(reader, chunks=lead + chunks,
+                                                           asarray=False, lock=False)))
+        else:
+            with open(layout.path, "rb") as f:
+                f.seek(hdu.header_offset)
+                raw = f.read(hdu.end - hdu.header_offset)
+            arrays.append(ZarrArraySpec(f"hdu_{key}", np.frombuffer(raw, dtype=np.uint8),
+                                        {"fits_hdu_bytes": True}))
+    inputs = [product.target.identity]
+    if product.combined is not None:
+        inputs += [b.identity for b in product.combined.backgrounds]
+    attrs = {"daskbkg": _run_attrs(product.params, product.compat, product.status, inputs),
+             "fits_headers": headers}
+    return write_zarr_group(path, arrays, attrs, shards=shards, compute=False)
+
+
+def combined_group(combined: Any, path, *, shards: bool = False):
+    """Deferred writer of a combined background as a zarr group (sci, err, dq, nbkg)."""
+    arrays = [ZarrArraySpec(name.lower(), data) for name, data in combined.arrays.items()]
+    attrs = {"daskbkg": _run_attrs(combined.params, combined.compat, "COMBINED",
+                                   [b.identity for b in combined.backgrounds])}
+    return write_zarr_group(path, arrays, attrs, shards=shards, compute=False)

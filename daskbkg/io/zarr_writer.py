@@ -1,0 +1,133 @@
+"""Write products as zarr v3 groups, streamed from dask, atomically.
+
+Layout of one product group::
+
+    <root>_bkgsub.zarr/
+        sci, err, dq            the output arrays (float32, float32, uint32)
+        var_poisson, ...        other image extensions of the target, copied
+        hdu_asdf, hdu_int_times raw FITS bytes (uint8) of non-image extensions
+        attrs: "daskbkg" (version, status, parameters, options, inputs) and
+               "fits_headers" (every HDU's header as [keyword, value, comment] cards)
+
+Zarr chunks equal the dask chunks; when shards are requested every dask chunk is exactly
+one shard (asserted), because unaligned shard writes silently lose data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["header_cards", "write_zarr_group", "ZarrArraySpec"]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return _jsonable(float(value))
+    return str(value)
+
+
+def header_cards(header: Any) -> list[list]:
+    """A FITS header as a JSON-friendly list of [keyword, value, comment] cards."""
+    return [[c.keyword, _jsonable(c.value), c.comment] for c in header.cards]
+
+
+class ZarrArraySpec:
+    """One array to write: name, data (dask or NumPy) and optional attributes."""
+
+    def __init__(self, name: str, data: Any, attrs: dict | None = None):
+        self.name = name
+        self.data = data
+        self.attrs = attrs or {}
+
+
+def _rechunk_for_zarr(data: Any, shards: bool):
+    import dask.array as da
+
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=-1)
+    # Zarr needs regular chunks: every chunk but the last of each axis equal.
+    regular = tuple(c[0] for c in data.chunks)
+    if any(any(n != c[0] for n in c[:-1]) for c in data.chunks):
+        data = data.rechunk(regular)
+    return data, regular
+
+
+def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs: dict, *,
+                     shards: bool = False, compute: bool = True, **compute_kwargs):
+    """Write a zarr v3 group holding ``arrays`` with group attributes ``attrs``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination folder (``*.zarr``); replaced only when complete.
+    arrays : list of ZarrArraySpec
+    attrs : dict
+        JSON-serialisable group attributes.
+    shards : bool
+        Store every dask chunk as one shard (inner chunks of at most 256x256).
+    compute : bool
+        If False return ``(pending, finalize, abort)`` like
+        :func:`daskbkg.io.fits_writer.write_fits`.
+    """
+    import zarr
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    pending = []
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        group.attrs.update(attrs)
+        for spec in arrays:
+            data, chunks = _rechunk_for_zarr(spec.data, shards)
+            kwargs: dict = {"chunks": chunks}
+            if shards and data.ndim >= 2:
+                inner = tuple(chunks[:-2]) + tuple(min(256, c) for c in chunks[-2:])
+                if all(c % i == 0 for c, i in zip(chunks, inner)):
+                    kwargs = {"chunks": inner, "shards": chunks}
+            target = group.create_array(spec.name, shape=data.shape, dtype=data.dtype,
+                                        fill_value=0, **kwargs)
+            if "shards" in kwargs:
+                assert all(all(n == s for n in c[:-1]) and c[-1] <= s
+                           for c, s in zip(data.chunks, kwargs["shards"])), "dask chunks must equal shards"
+            target.attrs.update(spec.attrs)
+            pending.append((data, target))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    def finalize() -> Path:
+        if path.exists():
+            trash = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
+            os.replace(path, trash)
+            os.replace(tmp, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        return path
+
+    def abort() -> None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if not compute:
+        return pending, finalize, abort
+    try:
+        from .fits_writer import store_all
+
+        store_all(pending, **compute_kwargs)
+    except BaseException:
+        abort()
+        raise
+    return finalize()

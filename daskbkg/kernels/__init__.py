@@ -1,0 +1,37 @@
+"""Pure per-tile kernels: the exact sigma clip and the combined-background computation.
+
+Two implementations sit behind one interface:
+
+* :func:`combine_tile_reference` (module :mod:`.clip`), NumPy/Python, literal to
+  ``imaging.md`` §5-§7;
+* :func:`combine_tile_fast` (module :mod:`.fast`), numba, bit-identical to it.
+
+:func:`combine_tile` is the fast kernel when numba is importable and the reference
+kernel otherwise. No kernel touches dask or files.
+"""
+
+from __future__ import annotations
+
+from .clip import clip_lane_bounds, clip_lane_mask, clip_mask, combine_tile_reference
+
+try:
+    from .fast import clip_lane_bounds_fast, combine_tile_fast
+except ImportError:  # numba not available: fall back to the reference kernel
+    clip_lane_bounds_fast = None
+    combine_tile_fast = None
+    combine_tile = combine_tile_reference
+    HAVE_NUMBA = False
+else:
+    combine_tile = combine_tile_fast
+    HAVE_NUMBA = True
+
+__all__ = [
+    "HAVE_NUMBA",
+    "clip_lane_bounds",
+    "clip_lane_bounds_fast",
+    "clip_lane_mask",
+    "clip_mask",
+    "combine_tile",
+    "combine_tile_fast",
+    "combine_tile_reference",
+]

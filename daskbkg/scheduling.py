@@ -1,0 +1,59 @@
+"""Choose the dask scheduler for a run: threads, processes, synchronous or distributed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Iterator
+
+from .errors import ParameterError
+
+__all__ = ["use_scheduler", "limit_native_threads"]
+
+log = logging.getLogger("daskbkg")
+
+_LOCAL = ("threads", "processes", "synchronous", "sync", "single-threaded")
+
+
+def limit_native_threads() -> None:
+    """Keep BLAS/OpenMP pools at one thread so dask's threads do not oversubscribe cores."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+@contextlib.contextmanager
+def use_scheduler(spec: str | None = None) -> Iterator[dict]:
+    """Yield the keyword arguments that make dask compute on the requested scheduler.
+
+    Parameters
+    ----------
+    spec : str, optional
+        ``"threads"`` (default), ``"processes"``, ``"synchronous"``, the address of a
+        running dask scheduler (``tcp://host:port``) or the path of a scheduler file.
+
+    Yields
+    ------
+    dict
+        ``{"scheduler": ...}`` to pass to ``dask.compute`` / ``dask.array.store``.
+    """
+    limit_native_threads()
+    if spec is None or spec in _LOCAL:
+        yield {"scheduler": spec or "threads"}
+        return
+    if "://" in spec or os.path.isfile(spec):
+        from distributed import Client
+
+        kwargs = {"address": spec} if "://" in spec else {"scheduler_file": spec}
+        client = Client(**kwargs, set_as_default=False)
+        try:
+            log.info("connected to dask scheduler %s; dashboard: %s", client.scheduler.address,
+                     client.dashboard_link)
+            yield {"scheduler": client}
+        finally:
+            client.close()
+        return
+    raise ParameterError(
+        f"unknown scheduler {spec!r}; use threads, processes, synchronous, a tcp:// address "
+        "or a scheduler file"
+    )

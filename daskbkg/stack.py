@@ -1,0 +1,113 @@
+"""Lazy, picklable arrays that present the backgrounds aligned to the target.
+
+:class:`PlacedArray` shows one background extension as an array of the target's shape
+(padded with NaN or 0) following a :class:`~daskbkg.geometry.Placement`; reading a tile
+reads only the part of the background's overlap that falls in the tile.
+:class:`BackgroundStack` stacks several of them along a new leading axis so that one dask
+block holds the whole stack axis and one task reads every background of a tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .geometry import Placement
+from .io.fitsarray import FitsArray, normalize_key
+
+__all__ = ["PlacedArray", "BackgroundStack"]
+
+
+@dataclass(frozen=True)
+class PlacedArray:
+    """One background extension placed into a target-shaped array.
+
+    Parameters
+    ----------
+    source : FitsArray or None
+        The background's lazy array; None for a background that does not overlap (the
+        array is then entirely ``fill``).
+    placement : Placement or None
+        Where the overlap goes (None together with ``source=None``).
+    shape : tuple of int
+        Shape of the placed array.
+    fill : float or int
+        Value outside the placed region (NaN for SCI/ERR, 0 for DQ).
+    dtype_name : str
+        Dtype of the values.
+    """
+
+    source: FitsArray | None
+    placement: Placement | None
+    shape: tuple[int, ...]
+    fill: float
+    dtype_name: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the values."""
+        return np.dtype(self.dtype_name)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        """Read the region ``slices`` (one step-1 slice per axis)."""
+        out = np.full(tuple(s.stop - s.start for s in slices), self.fill, dtype=self.dtype)
+        if self.source is None or self.placement is None:
+            return out
+        p = self.placement
+        out_index, src_index = [], []
+        for s, (d0, d1), (s0, _), bcast in zip(slices, p.dest, p.src, p.broadcast):
+            lo, hi = max(s.start, d0), min(s.stop, d1)
+            if lo >= hi:
+                return out
+            out_index.append(slice(lo - s.start, hi - s.start))
+            if bcast:
+                src_index.append(slice(s0, s0 + 1))
+            else:
+                src_index.append(slice(s0 + lo - d0, s0 + hi - d0))
+        values = self.source[tuple(src_index)]
+        out[tuple(out_index)] = values  # NumPy broadcasts the length-1 axes
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        slices, drop = normalize_key(key, self.shape)
+        out = self.read(slices)
+        return out.squeeze(axis=drop) if drop else out
+
+
+@dataclass(frozen=True)
+class BackgroundStack:
+    """Several :class:`PlacedArray` of one extension stacked on a new leading axis."""
+
+    members: tuple[PlacedArray, ...]
+    shape: tuple[int, ...]
+    dtype_name: str
+
+    @classmethod
+    def of(cls, members: list[PlacedArray], plane_shape: tuple[int, ...], dtype: str) -> "BackgroundStack":
+        """Stack ``members`` whose placed shape is ``plane_shape``."""
+        return cls(members=tuple(members), shape=(len(members),) + tuple(plane_shape), dtype_name=dtype)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the values."""
+        return np.dtype(self.dtype_name)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        slices, drop = normalize_key(key, self.shape)
+        first, rest = slices[0], slices[1:]
+        out = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.dtype)
+        for k in range(first.start, first.stop):
+            out[k - first.start] = self.members[k].read(rest)
+        return out.squeeze(axis=drop) if drop else out

@@ -1,0 +1,8 @@
+"""Shared pytest configuration: make the repository root importable without installing."""
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
