@@ -8,7 +8,6 @@ ERR, DQ and the number of backgrounds kept, packed in one structured block.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -182,7 +181,3 @@ def build_combined_background(
         key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,
     )
 
-
-def default_threads() -> int:
-    """Number of worker threads used by the local threaded scheduler."""
-    return os.cpu_count() or 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -16,7 +15,7 @@ from .io.exposure import Exposure
 from .options import ClipParams, ReferenceCompat
 from .plan import plan_tiles
 
-__all__ = ["Product", "build_product", "gwa_tilts_match"]
+__all__ = ["Product", "build_product", "check_exposure_type", "gwa_tilts_match"]
 
 log = logging.getLogger("daskbkg")
 
@@ -74,6 +73,30 @@ def gwa_tilts_match(target: Exposure, backgrounds: Sequence[Exposure]) -> str | 
     return None
 
 
+#: EXP_TYPE prefixes of the JWST instruments.
+_EXP_PREFIXES = ("MIR_", "NRC_", "NIS_", "NRS_", "FGS_")
+
+
+def check_exposure_type(target: Exposure) -> None:
+    """Refuse WFSS targets and EXP_TYPE values that are not JWST exposure types.
+
+    A missing EXP_TYPE is accepted (the reference does not read it outside WFSS).
+    """
+    exp_type = target.meta.exp_type
+    if exp_type is None:
+        return
+    if target.meta.is_wfss:
+        raise UnsupportedExposureError(
+            f"{target.path}: EXP_TYPE {exp_type} is WFSS; the imaging background path does not "
+            "apply to it"
+        )
+    if not exp_type.upper().startswith(_EXP_PREFIXES):
+        raise UnsupportedExposureError(
+            f"{target.path}: unknown EXP_TYPE {exp_type!r} (expected a JWST exposure type such "
+            "as NRC_IMAGE or MIR_IMAGE)"
+        )
+
+
 def _target_arrays(target: Exposure, tiles) -> tuple:
     import dask.array as da
     from dask.base import tokenize
@@ -128,11 +151,7 @@ def build_product(
     """
     import dask.array as da
 
-    if target.meta.is_wfss:
-        raise UnsupportedExposureError(
-            f"{target.path}: EXP_TYPE {target.meta.exp_type} is WFSS; the imaging path does not "
-            "apply (use the WFSS options)"
-        )
+    check_exposure_type(target)
     updates: dict = {}
     fallback = fallback_window(target.meta, target.shape, target.path)
     if fallback is not None:
@@ -173,7 +192,3 @@ def build_product(
                    combined=combined, params=params, compat=compat,
                    primary_updates=updates, notes=tuple(notes))
 
-
-def is_nan(value) -> bool:
-    """True for a float NaN."""
-    return isinstance(value, float) and math.isnan(value)

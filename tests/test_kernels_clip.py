@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -40,7 +41,8 @@ C_ORACLES = [
     ("C11", [NAN, NAN], 3, (None,), "keep", [1, 1], (NAN, NAN), True),
     ("C11r", [NAN, NAN], 3, (None,), "reject", [1, 1], (NAN, NAN), True),
     ("C12", [5], 3, (None,), "keep", [0], (5, 5), True),
-    ("C13", [1, 2, 3, 4, 100], 2, (None,), "keep", [0, 0, 0, 0, 1], (0.26393202, 4.73606798), False),
+    ("C13", [1, 2, 3, 4, 100], 2, (None,), "keep", [0, 0, 0, 0, 1],
+     (0.26393202, 4.73606798), False),
     ("C14", [1, 2, 3, 4, 100], 3, (None,), "keep", [0] * 5, (-114.03845522, 120.03845522), False),
     ("C15", [10] * 7 + [1000], 3, (None,), "keep", [0] * 7 + [1], (10, 10), True),
     ("C16", [10] * 6 + [1000], 3, (None,), "keep", [0] * 7, (-1029.28350515, 1049.28350515), False),
@@ -67,6 +69,7 @@ def _check_bounds(got, expected, exact):
     C_ORACLES, ids=[c[0] for c in C_ORACLES],
 )
 def test_clip_oracles(bounds_func, cid, lane, sigma, maxiters_list, policy, mask, bounds, exact):
+    """Oracles C1-C16 (spec §14.1): bounds and mask, all maxiters spellings, both policies."""
     lane = np.array(lane, dtype=np.float64)
     for maxiters in maxiters_list:
         pass_limit = normalize_maxiters(maxiters)
@@ -78,6 +81,7 @@ def test_clip_oracles(bounds_func, cid, lane, sigma, maxiters_list, policy, mask
 
 
 def test_c5_c7_keep_vs_reject_differ():
+    """The policies differ exactly when a pass empties the buffer (spec §6.4)."""
     # The policies differ only when a pass empties the buffer before the pass limit.
     for lane, sigma in (([0, 10], 0.5), ([-0.01, 0.22, -0.39], 1), ([1, 2, 3, 4], 0)):
         keep = clip_lane_mask(np.array(lane), sigma, UNLIMITED, "keep")
@@ -86,6 +90,7 @@ def test_c5_c7_keep_vs_reject_differ():
 
 
 def test_float32_lane_is_converted_exactly():
+    """Float32 lanes of either byte order give the bounds of their float64 copy."""
     lane32 = np.array([0.1, 0.2, 0.4, 7.0], dtype=np.float32)
     for func in (clip_lane_bounds, clip_lane_bounds_fast):
         assert func(lane32, 1.0, UNLIMITED) == func(lane32.astype(np.float64), 1.0, UNLIMITED)
@@ -94,6 +99,7 @@ def test_float32_lane_is_converted_exactly():
 
 
 def test_final_bounds_reaccept_early_rejects():
+    """The final bounds apply to every original sample (spec §6.2)."""
     # Spec §6.2: the final bounds are applied to all original samples.
     lane = np.array([1, 2, 3, 100], dtype=np.float64)
     mask = clip_lane_mask(lane, 1, UNLIMITED)
@@ -102,6 +108,7 @@ def test_final_bounds_reaccept_early_rejects():
 
 
 def test_empty_lane():
+    """An empty lane has NaN bounds and an empty mask."""
     for func in (clip_lane_bounds, clip_lane_bounds_fast):
         lo, hi = func(np.array([], dtype=np.float32), 3.0, UNLIMITED)
         assert math.isnan(lo) and math.isnan(hi)
@@ -109,6 +116,7 @@ def test_empty_lane():
 
 
 def test_clip_mask_axis_and_shape():
+    """clip_mask clips each lane along the given axis like clip_lane_mask."""
     rng = np.random.default_rng(1)
     stack = rng.normal(size=(9, 3, 4)).astype(np.float32)
     stack[8, 1, 2] = 1000
@@ -123,6 +131,7 @@ def test_clip_mask_axis_and_shape():
 
 @pytest.mark.parametrize("func", [clip_lane_bounds, clip_lane_bounds_fast])
 def test_argument_validation(func):
+    """Invalid pass limits, policies, shapes and sigma are refused."""
     lane = np.array([1.0, 2.0])
     with pytest.raises(ValueError):
         func(lane, 3.0, 0)
@@ -139,6 +148,9 @@ def test_argument_validation(func):
 
 
 # ----------------------------------------------------------------------------- properties
+
+# Raise for a soak run, e.g. DASKBKG_HYPOTHESIS_EXAMPLES=5000.
+EXAMPLES = int(os.environ.get("DASKBKG_HYPOTHESIS_EXAMPLES", "200"))
 
 SIGMAS = st.one_of(
     st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0]),
@@ -176,10 +188,11 @@ def _astropy_clip(stack, sigma, maxiters):
         return sigma_clip(stack, sigma=sigma, maxiters=maxiters, axis=0, return_bounds=True)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lane=lanes(float64_extremes=True), sigma=SIGMAS, maxiters=MAXITERS,
        policy=st.sampled_from(["keep", "reject"]))
 def test_fast_bounds_equal_reference(lane, sigma, maxiters, policy):
+    """The compiled bounds equal the reference bounds bit for bit."""
     pass_limit = normalize_maxiters(maxiters)
     ref = clip_lane_bounds(lane, sigma, pass_limit, policy)
     fast = clip_lane_bounds_fast(lane, sigma, pass_limit, policy)
@@ -192,7 +205,7 @@ def test_fast_bounds_equal_reference(lane, sigma, maxiters, policy):
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), sigma=SIGMAS, maxiters=MAXITERS, as_float32=st.booleans())
 def test_reference_mask_matches_astropy8(data, sigma, maxiters, as_float32):
     """With ``all_rejected="reject"`` the kernel is astropy 8.0.2's sigma_clip, exactly."""
@@ -216,7 +229,9 @@ def test_reference_mask_matches_astropy8(data, sigma, maxiters, as_float32):
 
 
 def test_astropy8_is_the_reject_policy_on_c5_c7():
+    """Astropy 8.0.2 rejects everything on C5/C7, like the reject policy."""
     for lane, sigma in (([0.0, 10.0], 0.5), ([-0.01, 0.22, -0.39], 1.0)):
         clipped, lo, hi = _astropy_clip(np.array(lane)[:, None], sigma, None)
         assert np.ma.getmaskarray(clipped).all()
-        assert (float(lo[0]), float(hi[0])) == clip_lane_bounds(np.array(lane), sigma, UNLIMITED, "reject")
+        expected = clip_lane_bounds(np.array(lane), sigma, UNLIMITED, "reject")
+        assert (float(lo[0]), float(hi[0])) == expected

@@ -212,7 +212,9 @@ def prepare_tile(sci, err, dq, overlaps, *, rateints: bool) -> PreparedTile:
     overlaps = np.ascontiguousarray(overlaps, dtype=bool).reshape(-1)
     n_bkg = sci.shape[0]
     if overlaps.shape != (n_bkg,):
-        raise ValueError(f"overlaps must have one flag per background ({n_bkg}), got {overlaps.size}")
+        raise ValueError(
+            f"overlaps must have one flag per background ({n_bkg}), got {overlaps.size}"
+        )
     out_shape = tuple(int(s) for s in sci.shape[lead:])
     n_pix = math.prod(out_shape)
     flat = sci.shape[:lead] + (n_pix,)

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ._common import check_all_rejected, check_pass_limit, check_sigma, parse_options, prepare_tile
 from ..options import UNLIMITED
+from ._common import check_all_rejected, check_pass_limit, check_sigma, parse_options, prepare_tile
 
 __all__ = ["clip_lane_bounds", "clip_lane_mask", "clip_mask", "combine_tile_reference"]
 
@@ -107,7 +107,7 @@ def _bounds_of_buffer(
 
 
 def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "keep"):
-    """Final clipping bounds of one lane (spec §6.2-§6.4).
+    """Compute the final clipping bounds of one lane (spec §6.2-§6.4).
 
     Parameters
     ----------
@@ -144,7 +144,9 @@ def _mask_from_bounds(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return ~np.isfinite(values) | (values < lo) | (values > hi)
 
 
-def clip_lane_mask(lane, sigma: float, pass_limit: int, all_rejected: str = "keep") -> np.ndarray:
+def clip_lane_mask(
+    lane, sigma: float, pass_limit: int, all_rejected: str = "keep"
+) -> np.ndarray:
     """Clip mask of one lane (True = rejected).
 
     Parameters
@@ -220,7 +222,9 @@ def _intmean(values: np.ndarray, rejected: np.ndarray, empty_nan: bool) -> float
     return float(s) / count  # float64 division
 
 
-def _background_planes(sci, err, dq, overlaps, sigma, pass_limit, all_rejected, rateints, empty_nan):
+def _background_planes(
+    sci, err, dq, overlaps, sigma, pass_limit, all_rejected, rateints, empty_nan
+):
     """Per-background planes D, E (float64, (N, P)) and the DQ accumulator Q (spec §5)."""
     n_bkg = sci.shape[0]
     n_pix = sci.shape[-1]
@@ -262,7 +266,7 @@ def combine_tile_reference(
     empty_lane: str = "zero",
     no_valid: str = "zero",
 ):
-    """Combined background of one tile, pure NumPy/Python reference (spec §5-§7).
+    """Combine the backgrounds of one tile: pure NumPy/Python reference (spec §5-§7).
 
     Parameters
     ----------
@@ -304,6 +308,12 @@ def combine_tile_reference(
     -----
     N == 0 is handled by the caller (spec §9). The kernel does not fail on it: every
     pixel then has n_good == 0 and gets the ``no_valid`` value, ERR_bk 0 and DQ 0.
+    T == 0 (rateints) makes every integration mean an empty lane.
+
+    Sums start at +0.0 and add the kept values in stack order, as the spec states and as
+    NumPy's masked ``sum``/``mean`` over the outer axis of an image with at least two
+    pixels does (so SCI_bk is never -0.0). For a one-pixel image NumPy would instead sum
+    pairwise once 8 or more values are reduced; the kernels do not reproduce that corner.
     """
     opts = parse_options(all_rejected, empty_lane, no_valid)
     pass_limit = check_pass_limit(pass_limit)

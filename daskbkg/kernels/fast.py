@@ -18,7 +18,15 @@ from ._common import check_all_rejected, check_pass_limit, check_sigma, parse_op
 
 __all__ = ["clip_lane_bounds_fast", "combine_tile_fast"]
 
-_jit = numba.njit(nogil=True, cache=True)
+
+
+def _jit(func):
+    """Compile ``func`` serially, GIL released, cached on disk when a cache dir is writable."""
+    try:
+        return numba.njit(nogil=True, cache=True)(func)
+    except RuntimeError:  # numba found no writable cache location: compile per process
+        return numba.njit(nogil=True)(func)
+
 
 
 @_jit
@@ -252,7 +260,7 @@ def combine_tile_fast(
     empty_lane: str = "zero",
     no_valid: str = "zero",
 ):
-    """Combined background of one tile, compiled (bit-identical to the reference).
+    """Combine the backgrounds of one tile: compiled, bit-identical to the reference.
 
     Same contract as :func:`daskbkg.kernels.combine_tile_reference`; releases the GIL
     while it runs.

@@ -1,0 +1,114 @@
+"""Small shared helpers for the end-to-end tests: tiny JWST-style exposures in ``tmp_path``.
+
+The defaults follow the oracle tables of the imaging specification (§14): MIRI,
+``SUBSTRT = (1, 1)``, window keywords equal to the array shape, ERR 1 and DQ 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from daskbkg.datasets import write_exposure
+
+__all__ = [
+    "f32",
+    "write",
+    "const",
+    "sha256",
+    "hashes",
+    "read_fits",
+    "listing",
+    "assert_bits_equal",
+]
+
+_counter = itertools.count()
+
+
+def f32(value: Any) -> np.float32:
+    """The float32 rounding of ``value`` (the oracles give float32 results)."""
+    return np.float32(value)
+
+
+def const(shape, value, dtype=np.float32) -> np.ndarray:
+    """An array of ``shape`` filled with ``value``."""
+    return np.full(shape, value, dtype=dtype)
+
+
+def write(folder: os.PathLike | str, sci: Any, err: Any = 1.0, dq: Any = 0, *,
+          name: str | None = None, instrument: str = "MIRI", substrt=(1, 1),
+          subsize=None, window_keywords: bool = True, **kwargs) -> Path:
+    """Write one tiny exposure with the oracle defaults and return its path.
+
+    ``sci`` is an array (2-D or 3-D). ``err`` and ``dq`` may be scalars (broadcast to the
+    SCI shape) or arrays. Every other keyword goes to
+    :func:`daskbkg.datasets.write_exposure`.
+    """
+    sci = np.asarray(sci, dtype=np.float32)
+    err = np.broadcast_to(np.asarray(err, dtype=np.float32), sci.shape).copy()
+    dq = np.broadcast_to(np.asarray(dq, dtype=np.uint32), sci.shape).copy()
+    if name is None:
+        suffix = "rateints" if sci.ndim == 3 else "rate"
+        name = f"exp{next(_counter):04d}_{suffix}.fits"
+    return write_exposure(Path(folder) / name, sci, err, dq, instrument=instrument,
+                          substrt=substrt, subsize=subsize, window_keywords=window_keywords,
+                          **kwargs)
+
+
+def sha256(path: os.PathLike | str) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def hashes(paths) -> dict[str, str]:
+    """SHA-256 of every path, keyed by the path as a string."""
+    return {str(p): sha256(p) for p in paths}
+
+
+def read_fits(path: os.PathLike | str) -> dict[str, Any]:
+    """Data (copies) and headers of every HDU by EXTNAME, plus ``"_order"``."""
+    out: dict[str, Any] = {"_order": []}
+    with fits.open(path) as hdul:
+        for hdu in hdul:
+            out["_order"].append(hdu.name)
+            data = hdu.data
+            out[hdu.name] = (None if data is None else np.array(data), hdu.header.copy())
+    return out
+
+
+def listing(folder: os.PathLike | str) -> list[str]:
+    """Sorted names in ``folder`` (hidden files included)."""
+    return sorted(os.listdir(folder))
+
+
+def assert_bits_equal(actual: np.ndarray, expected: np.ndarray) -> None:
+    """Assert identical dtype, shape and bytes (NaN payloads and signed zeros included)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if actual.tobytes() != expected.tobytes():
+        diff = actual.view(np.uint8).reshape(-1) != expected.view(np.uint8).reshape(-1)
+        raise AssertionError(
+            f"arrays differ bitwise in {int(diff.sum())} bytes; first values "
+            f"{actual.reshape(-1)[:8]} vs {expected.reshape(-1)[:8]}"
+        )
+
+
+class Maker:
+    """Write tiny exposures into one folder (the ``mk`` fixture)."""
+
+    def __init__(self, folder: os.PathLike | str):
+        self.folder = Path(folder)
+
+    def __call__(self, sci: Any, err: Any = 1.0, dq: Any = 0, **kwargs) -> Path:
+        return write(self.folder, sci, err, dq, **kwargs)
+
+    def const(self, shape, value, err: Any = 1.0, dq: Any = 0, **kwargs) -> Path:
+        """An exposure whose SCI is ``value`` everywhere."""
+        return write(self.folder, const(shape, value), err, dq, **kwargs)
