@@ -27,12 +27,13 @@ def _compat(compat: str | ReferenceCompat | None, options: dict[str, Any]) -> Re
     return make_compat(compat or "jwst-1.13", **options)
 
 
-def _exposures(items: Any) -> list[Exposure]:
+def _exposures(items: Any) -> list[Any]:
+    """Background list as given (paths stay paths: they are opened in order later)."""
     if items is None:
         return []
     if isinstance(items, (str, os.PathLike, Exposure)):
-        items = [items]
-    return [as_exposure(item) for item in items]
+        return [items]
+    return list(items)
 
 
 def subtract_background(
@@ -119,7 +120,7 @@ def combine_backgrounds(
     exposures = _exposures(backgrounds)
     if target is None and not exposures:
         raise InputError("combine_backgrounds needs at least one background or a target")
-    reference = as_exposure(target) if target is not None else exposures[0]
+    reference = as_exposure(target if target is not None else exposures[0])
     return build_combined_background(
         reference, exposures, ClipParams(sigma=sigma, maxiters=maxiters),
         _compat(compat, options), chunks=parse_chunks(chunks),

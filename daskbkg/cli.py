@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="daskbkg",
         description="JWST background subtraction (the pipeline's background step) as a "
                     "chunked, parallel dask computation, bit-identical to jwst 1.13.2.",
+        epilog="daskbkg run TARGET --bkg B1 [B2 ...] --output-dir OUT [--sigma 3.0] "
+               "[--maxiters N] [--save-combined-background] [--format fits|zarr] "
+               "[--chunks ROWS[,COLS]] [--memory-limit SIZE] [--scheduler ADDRESS] "
+               "[--compat jwst-1.13|jwst-3.0] [--quiet] [--debug]; "
+               "daskbkg run ASN.json --output-dir OUT processes every product of an "
+               "association. 'daskbkg run --help' explains every option.",
     )
     parser.add_argument("--version", action="version", version=f"daskbkg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -68,6 +68,8 @@ def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_r
     """Run the combination kernel on one tile and pack its four outputs."""
     from .kernels import combine_tile
 
+    sci, err, dq = (_single_block(x) for x in (sci, err, dq))
+
     out_sci, out_err, out_dq, n_good = combine_tile(
         sci, err, dq, overlaps, sigma, pass_limit, rateints=rateints,
         all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid,
@@ -78,6 +80,15 @@ def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_r
     packed["dq"] = out_dq
     packed["nbkg"] = n_good
     return packed
+
+
+def _single_block(blocks):
+    """Unwrap the nested one-element lists blockwise passes for contracted axes."""
+    while isinstance(blocks, list):
+        if len(blocks) != 1:
+            raise ValueError("the background stack axis must be a single chunk")
+        blocks = blocks[0]
+    return blocks
 
 
 def stack_planes(target: Exposure, placements: list, compat: ReferenceCompat) -> tuple[int, ...]:
@@ -109,8 +120,9 @@ def build_combined_background(
     ----------
     target : Exposure
         Defines the window, the image shape and the mode (2-D rate, 3-D rateints).
-    backgrounds : sequence of Exposure
-        Background exposures in summation order (may be empty).
+    backgrounds : sequence of Exposure or path
+        Background exposures in summation order (may be empty); paths are opened and
+        checked one at a time, so the first unusable background decides the error.
     params : ClipParams
         Clip threshold and pass limit.
     compat : ReferenceCompat
@@ -125,14 +137,16 @@ def build_combined_background(
     import dask.array as da
     from dask.base import tokenize
 
-    backgrounds = tuple(as_exposure(b) for b in backgrounds)
     target_window: Window = window_for(target.meta, target.shape, target.path)
-    placements = []
-    for bkg in backgrounds:
+    opened, placements = [], []
+    for item in backgrounds:  # open and check one by one, in list order, like the reference
+        bkg = as_exposure(item)
         window = window_for(bkg.meta, bkg.shape, bkg.path)
         placements.append(
             place_background(target_window, target.shape, window, bkg.shape, compat, bkg.path)
         )
+        opened.append(bkg)
+    backgrounds = tuple(opened)
     plane = stack_planes(target, placements, compat)
     image = tuple(target.shape[-2:])
     nints = plane[0] if len(plane) == 3 else 1
@@ -166,10 +180,13 @@ def build_combined_background(
             stack, chunks=stack_chunks, name=f"bkgstack-{ext}-{key}",
             meta=np.empty((0,) * stack.ndim, dtype=dtype), asarray=False, lock=False,
         )
-    drop = [0, 1] if len(plane) == 3 else [0]
-    packed = da.map_blocks(
-        _combine_block, stacks["sci"], stacks["err"], stacks["dq"],
-        drop_axis=drop, dtype=PACKED_DTYPE, name=f"bkgcombine-{key}",
+    # Blockwise with the stack (and integration) axes contracted but not concatenated:
+    # each is a single chunk, so the kernel gets the read blocks without a copy.
+    stack_index = "ktyx" if len(plane) == 3 else "kyx"
+    packed = da.blockwise(
+        _combine_block, "yx",
+        stacks["sci"], stack_index, stacks["err"], stack_index, stacks["dq"], stack_index,
+        concatenate=False, dtype=PACKED_DTYPE, name=f"bkgcombine-{key}",
         meta=np.empty((0, 0), dtype=PACKED_DTYPE),
         overlaps=np.array(overlaps, dtype=bool), sigma=params.sigma,
         pass_limit=params.pass_limit, rateints=len(plane) == 3,

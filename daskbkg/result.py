@@ -135,23 +135,38 @@ class BackgroundResult:
         from .io.fits_writer import write_fits
         from .io.products import combined_hdus, product_hdus
 
-        check_output_path(Path(path), self._inputs())
-        jobs = [write_fits(path, product_hdus(self.product), compute=False)]
-        if combined_path is not None and self.combined_background is not None:
-            check_output_path(Path(combined_path), self._inputs())
-            jobs.append(write_fits(combined_path, combined_hdus(self.combined_background),
-                                   compute=False))
-        return jobs
+        makers = [lambda: write_fits(path, product_hdus(self.product), compute=False)]
+        if self._wants_combined(combined_path):
+            makers.append(lambda: write_fits(combined_path, combined_hdus(self.combined_background),
+                                             compute=False))
+        return self._make_jobs([path, combined_path], makers)
 
     def zarr_jobs(self, path, combined_path=None, *, shards: bool = False) -> list:
         """Deferred zarr writers for the product (and the combined background)."""
         from .io.zarr_product import combined_group, product_group
 
-        check_output_path(Path(path), self._inputs())
-        jobs = [product_group(self.product, path, shards=shards)]
-        if combined_path is not None and self.combined_background is not None:
-            check_output_path(Path(combined_path), self._inputs())
-            jobs.append(combined_group(self.combined_background, combined_path, shards=shards))
+        makers = [lambda: product_group(self.product, path, shards=shards)]
+        if self._wants_combined(combined_path):
+            makers.append(lambda: combined_group(self.combined_background, combined_path,
+                                                 shards=shards))
+        return self._make_jobs([path, combined_path], makers)
+
+    def _wants_combined(self, combined_path) -> bool:
+        return combined_path is not None and self.combined_background is not None
+
+    def _make_jobs(self, paths: list, makers: list) -> list:
+        """Check every output path, then create the deferred writers (all or none)."""
+        for path in paths:
+            if path is not None:
+                check_output_path(Path(path), self._inputs())
+        jobs: list = []
+        try:
+            for make in makers:
+                jobs.append(make())
+        except BaseException:
+            for job in jobs:
+                job[2]()
+            raise
         return jobs
 
     def to_fits(self, path, *, combined_path=None, **compute_kwargs) -> list[Path]:

@@ -79,12 +79,18 @@ def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
 def run_jobs(planned: list[tuple[str, BackgroundResult, Path, Path | None]],
              settings: RunSettings, compute_kwargs: dict) -> list[Outcome]:
     """Write every planned product in one computation and report the outcomes."""
-    jobs, outcomes = [], []
+    from .errors import DaskbkgError
+
+    jobs, outcomes, failed = [], [], []
     for name, result, main, comb in planned:
-        if settings.fmt == "zarr":
-            product_jobs = result.zarr_jobs(main, comb, shards=settings.shards)
-        else:
-            product_jobs = result.fits_jobs(main, comb)
+        try:
+            if settings.fmt == "zarr":
+                product_jobs = result.zarr_jobs(main, comb, shards=settings.shards)
+            else:
+                product_jobs = result.fits_jobs(main, comb)
+        except (DaskbkgError, OSError) as exc:  # this product only; the others go on
+            failed.append(Outcome(name, "failed", reason=str(exc)))
+            continue
         jobs.extend(product_jobs)
         key = result.combined_background.key if result.combined_background else None
         outcomes.append(Outcome(name, "done", [main] + ([comb] if comb else []),
@@ -93,11 +99,12 @@ def run_jobs(planned: list[tuple[str, BackgroundResult, Path, Path | None]],
     if len(set(keys)) < len(keys):
         log.info("%d products share %d distinct combined backgrounds; each is computed once",
                  len(keys), len(set(keys)))
-    write_outputs(jobs, **compute_kwargs)
+    if jobs:
+        write_outputs(jobs, **compute_kwargs)
     for outcome in outcomes:
         if outcome.status == "SKIPPED":
             outcome.state = "skipped"
-    return outcomes
+    return outcomes + failed
 
 
 def _prepare_dir(settings: RunSettings) -> None:

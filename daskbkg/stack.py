@@ -57,23 +57,44 @@ class PlacedArray:
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
         """Read the region ``slices`` (one step-1 slice per axis)."""
-        out = np.full(tuple(s.stop - s.start for s in slices), self.fill, dtype=self.dtype)
+        out = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.dtype)
+        self.read_into(slices, out)
+        return out
+
+    def read_into(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
+        """Fill ``out`` (shaped like the region ``slices``) with the placed values."""
+        region = self._source_region(slices)
+        if region is None:
+            out.fill(self.fill)
+            return
+        out_index, src_index, broadcast = region
+        covered = all(
+            o.start == 0 and o.stop == n for o, n in zip(out_index, out.shape)
+        )
+        if not covered:
+            out.fill(self.fill)
+        target = out[out_index]
+        if any(broadcast):
+            target[...] = self.source[src_index]  # NumPy broadcasts the length-1 axes
+        else:
+            self.source.read_into(src_index, target)
+
+    def _source_region(self, slices):
+        """Where the request meets the placed overlap: (out index, source slices, broadcast)."""
         if self.source is None or self.placement is None:
-            return out
+            return None
         p = self.placement
         out_index, src_index = [], []
         for s, (d0, d1), (s0, _), bcast in zip(slices, p.dest, p.src, p.broadcast):
             lo, hi = max(s.start, d0), min(s.stop, d1)
             if lo >= hi:
-                return out
+                return None
             out_index.append(slice(lo - s.start, hi - s.start))
             if bcast:
                 src_index.append(slice(s0, s0 + 1))
             else:
                 src_index.append(slice(s0 + lo - d0, s0 + hi - d0))
-        values = self.source[tuple(src_index)]
-        out[tuple(out_index)] = values  # NumPy broadcasts the length-1 axes
-        return out
+        return tuple(out_index), tuple(src_index), p.broadcast
 
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, drop = normalize_key(key, self.shape)
@@ -109,5 +130,5 @@ class BackgroundStack:
         first, rest = slices[0], slices[1:]
         out = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.dtype)
         for k in range(first.start, first.stop):
-            out[k - first.start] = self.members[k].read(rest)
+            self.members[k].read_into(rest, out[k - first.start])
         return out.squeeze(axis=drop) if drop else out

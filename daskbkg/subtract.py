@@ -11,7 +11,7 @@ import numpy as np
 from .combine import CombinedBackground, build_combined_background
 from .errors import UnsupportedExposureError
 from .geometry import fallback_window
-from .io.exposure import Exposure
+from .io.exposure import Exposure, as_exposure
 from .options import ClipParams, ReferenceCompat
 from .plan import plan_tiles
 
@@ -38,6 +38,11 @@ class Product:
         PRIMARY keywords to set in the output (besides provenance).
     notes : tuple of str
         Human-readable remarks (why a step was skipped, warnings).
+    info : dict
+        Facts for the run report (e.g. the WFSS scale factor and means).
+    extra_arrays : tuple of (EXTNAME, array, kind)
+        Image extensions appended after the target's HDUs (e.g. a WFSS ``MASK``,
+        kind ``"uint32"``); they never change SCI/ERR/DQ.
     """
 
     target: Exposure
@@ -50,10 +55,15 @@ class Product:
     compat: ReferenceCompat
     primary_updates: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    info: dict = field(default_factory=dict)
+    extra_arrays: tuple = ()
 
 
 def gwa_tilts_match(target: Exposure, backgrounds: Sequence[Exposure]) -> str | None:
     """NIRSpec grating-tilt check: return the reason for skipping, or None to proceed.
+
+    Backgrounds given as paths are opened one at a time; the walk stops at the first
+    mismatch, so later files are never opened (as in the reference).
 
     Raises
     ------
@@ -62,7 +72,8 @@ def gwa_tilts_match(target: Exposure, backgrounds: Sequence[Exposure]) -> str | 
     """
     if (target.meta.instrument or "").upper() != "NIRSPEC":
         return None
-    for bkg in backgrounds:
+    for item in backgrounds:
+        bkg = as_exposure(item)
         pairs = ((target.meta.gwa_xtil, bkg.meta.gwa_xtil), (target.meta.gwa_ytil, bkg.meta.gwa_ytil))
         for a, b in pairs:
             if a is None or b is None:
@@ -138,8 +149,8 @@ def build_product(
     ----------
     target : Exposure
         Target exposure (2-D rate or 3-D rateints, not WFSS).
-    backgrounds : sequence of Exposure
-        Backgrounds in summation order.
+    backgrounds : sequence of Exposure or path
+        Backgrounds in summation order (paths are opened in order while checking).
     params : ClipParams
     compat : ReferenceCompat
     chunks, memory_limit

@@ -32,12 +32,12 @@ _counter = itertools.count()
 
 
 def f32(value: Any) -> np.float32:
-    """The float32 rounding of ``value`` (the oracles give float32 results)."""
+    """Round ``value`` to float32 (the oracles give float32 results)."""
     return np.float32(value)
 
 
 def const(shape, value, dtype=np.float32) -> np.ndarray:
-    """An array of ``shape`` filled with ``value``."""
+    """Return an array of ``shape`` filled with ``value``."""
     return np.full(shape, value, dtype=dtype)
 
 
@@ -72,7 +72,7 @@ def hashes(paths) -> dict[str, str]:
 
 
 def read_fits(path: os.PathLike | str) -> dict[str, Any]:
-    """Data (copies) and headers of every HDU by EXTNAME, plus ``"_order"``."""
+    """Return data (copies) and headers of every HDU by EXTNAME, plus ``"_order"``."""
     out: dict[str, Any] = {"_order": []}
     with fits.open(path) as hdul:
         for hdu in hdul:
@@ -110,5 +110,5 @@ class Maker:
         return write(self.folder, sci, err, dq, **kwargs)
 
     def const(self, shape, value, err: Any = 1.0, dq: Any = 0, **kwargs) -> Path:
-        """An exposure whose SCI is ``value`` everywhere."""
+        """Write an exposure whose SCI is ``value`` everywhere."""
         return write(self.folder, const(shape, value), err, dq, **kwargs)

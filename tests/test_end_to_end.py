@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clip
+from helpers import assert_bits_equal, hashes, listing
 
 import daskbkg
 from daskbkg.datasets import make_dataset, make_exposure_arrays, write_exposure
 from daskbkg.errors import OutputError
-from helpers import assert_bits_equal, hashes, listing
 
 FRAME = (45, 53)  # odd sizes: chunks never divide the frame evenly
 SUBARRAY = (9, 5, 24, 16)  # (xstart, ystart, xsize, ysize) of the subarray target
@@ -64,7 +64,7 @@ def _intmean(values32, keep):
 
 def oracle(target, backgrounds, sigma=3.0, maxiters=None, placement="reference",
            geometry="jwst-1.13"):
-    """Reference outputs (sci, err, dq, combined) for one target, whole arrays in memory."""
+    """Compute reference outputs (sci, err, dq, combined) with whole arrays in memory."""
     t_sci, t_err, t_dq, (timin, timax, tjmin, tjmax) = _read(target)
     ny, nx = t_sci.shape[-2:]
     rateints = t_sci.ndim == 3
@@ -124,6 +124,7 @@ def oracle(target, backgrounds, sigma=3.0, maxiters=None, placement="reference",
 
 
 def assert_matches(computed, expected):
+    """Assert bitwise equality of a computed result and an oracle result."""
     sci, err, dq, comb = expected
     assert_bits_equal(computed.sci, sci)
     assert_bits_equal(computed.err, err)
@@ -137,18 +138,21 @@ def assert_matches(computed, expected):
 
 @pytest.fixture(scope="module")
 def rate5(tmp_path_factory):
+    """Full-frame NIRCam rate target with five backgrounds."""
     return make_dataset(tmp_path_factory.mktemp("rate5"), frame_shape=FRAME, n_backgrounds=5,
                         seed=11)
 
 
 @pytest.fixture(scope="module")
 def rate_sub(tmp_path_factory):
+    """Subarray rate target on three full-frame backgrounds."""
     return make_dataset(tmp_path_factory.mktemp("ratesub"), frame_shape=FRAME,
                         n_backgrounds=3, target_subarray=SUBARRAY, seed=12)
 
 
 @pytest.fixture(scope="module")
 def ints_sub(tmp_path_factory):
+    """Subarray rateints target on three full-frame backgrounds."""
     return make_dataset(tmp_path_factory.mktemp("intssub"), frame_shape=FRAME,
                         n_backgrounds=3, rateints=True, nints=3, target_subarray=SUBARRAY,
                         seed=13)
@@ -156,6 +160,7 @@ def ints_sub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ints_full(tmp_path_factory):
+    """Full-frame MIRI rateints target on three backgrounds."""
     return make_dataset(tmp_path_factory.mktemp("intsfull"), frame_shape=FRAME,
                         n_backgrounds=3, rateints=True, nints=3, instrument="MIRI", seed=14)
 
@@ -177,6 +182,7 @@ def _subarray_backgrounds(folder, shape_prefix=(), seed=20, nints_list=None):
 
 @pytest.fixture(scope="module")
 def rate_full_on_sub(tmp_path_factory):
+    """Full-frame rate target with subarray backgrounds."""
     folder = tmp_path_factory.mktemp("fullonsub")
     data = make_dataset(folder, frame_shape=FRAME, n_backgrounds=0, seed=15, write_asn=False)
     return data.targets[0], _subarray_backgrounds(folder)
@@ -187,6 +193,7 @@ def rate_full_on_sub(tmp_path_factory):
 
 @pytest.mark.parametrize("n", [1, 2, 5])
 def test_rate_full_frame(rate5, n):
+    """Rate mode with 1, 2 and 5 backgrounds equals the oracle bitwise."""
     target, bkgs = rate5.targets[0], list(rate5.backgrounds[:n])
     out = daskbkg.subtract_background(target, bkgs).compute()
     assert out.status == "COMPLETE"
@@ -199,6 +206,7 @@ def test_rate_full_frame(rate5, n):
 @pytest.mark.parametrize("maxiters", [1, 2])
 @pytest.mark.parametrize("sigma", [3.0, 2.0])
 def test_rate_clip_parameters(rate5, sigma, maxiters):
+    """Other sigma and maxiters values equal the oracle bitwise."""
     target, bkgs = rate5.targets[0], list(rate5.backgrounds)
     out = daskbkg.subtract_background(target, bkgs, sigma=sigma, maxiters=maxiters).compute()
     expected = oracle(target, bkgs, sigma=sigma, maxiters=maxiters)
@@ -208,6 +216,7 @@ def test_rate_clip_parameters(rate5, sigma, maxiters):
 
 
 def test_rate_subarray_target_on_full_frames(rate_sub):
+    """A subarray target on full frames equals the oracle."""
     target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
     out = daskbkg.subtract_background(target, bkgs).compute()
     assert out.sci.shape == (SUBARRAY[3], SUBARRAY[2])
@@ -216,6 +225,7 @@ def test_rate_subarray_target_on_full_frames(rate_sub):
 
 @pytest.mark.parametrize("placement", ["reference", "aligned"])
 def test_rate_full_frame_target_on_subarrays(rate_full_on_sub, placement):
+    """A full-frame target on subarrays equals the oracle for both placements."""
     target, bkgs = rate_full_on_sub
     out = daskbkg.subtract_background(target, bkgs, subarray_placement=placement).compute()
     expected = oracle(target, bkgs, placement=placement)
@@ -224,6 +234,7 @@ def test_rate_full_frame_target_on_subarrays(rate_full_on_sub, placement):
 
 
 def test_rateints_subarray_target_equal_nints(ints_sub):
+    """Rateints subarray target, equal NINTS, equals the oracle."""
     target, bkgs = ints_sub.targets[0], list(ints_sub.backgrounds)
     out = daskbkg.subtract_background(target, bkgs).compute()
     assert out.sci.shape == (3, SUBARRAY[3], SUBARRAY[2])
@@ -232,6 +243,7 @@ def test_rateints_subarray_target_equal_nints(ints_sub):
 
 @pytest.mark.parametrize("maxiters", [None, 1])
 def test_rateints_full_frame_equal_nints(ints_full, maxiters):
+    """Rateints full frame, equal NINTS, equals the oracle."""
     target, bkgs = ints_full.targets[0], list(ints_full.backgrounds)
     out = daskbkg.subtract_background(target, bkgs, maxiters=maxiters).compute()
     assert_matches(out, oracle(target, bkgs, maxiters=maxiters))
@@ -254,12 +266,14 @@ def ints_mismatch(tmp_path_factory):
 
 
 def test_rateints_fewer_background_integrations(ints_mismatch):
+    """Backgrounds with fewer integrations equal the oracle."""
     target, bkgs = ints_mismatch
     out = daskbkg.subtract_background(target, bkgs[:3]).compute()
     assert_matches(out, oracle(target, bkgs[:3]))
 
 
 def test_rateints_more_background_integrations(ints_mismatch):
+    """More background integrations: ValueError, or jwst-3.0 oracle."""
     target, bkgs = ints_mismatch
     with pytest.raises(ValueError):
         daskbkg.subtract_background(target, bkgs)
@@ -286,6 +300,7 @@ def test_rateints_empty_lane_nan_differs(ints_full):
 
 @pytest.mark.parametrize("dataset", ["rate5", "ints_sub"])
 def test_chunk_shapes_give_identical_bits(request, dataset):
+    """Every tiling gives the same bits, equal to the oracle."""
     data = request.getfixturevalue(dataset)
     target, bkgs = data.targets[0], list(data.backgrounds)
     results = []
@@ -305,6 +320,7 @@ def test_chunk_shapes_give_identical_bits(request, dataset):
 
 
 def test_schedulers_agree(rate5):
+    """Threaded and synchronous schedulers agree bitwise."""
     target, bkgs = rate5.targets[0], list(rate5.backgrounds[:3])
     result = daskbkg.subtract_background(target, bkgs, chunks=(8, 16))
     a = result.compute(scheduler="threads")
@@ -331,6 +347,7 @@ def _data_bytes(path):
 
 @pytest.fixture(params=["rate_sub", "ints_sub"])
 def written(request, tmp_path):
+    """Write a product and its combined background with ``to_fits``."""
     data = request.getfixturevalue(request.param)
     target, bkgs = data.targets[0], list(data.backgrounds)
     before = hashes([target, *bkgs])
@@ -345,6 +362,7 @@ def written(request, tmp_path):
 
 
 def test_fits_equals_compute(written):
+    """FITS outputs read back equal ``.compute()`` bitwise."""
     target, bkgs, before, computed, outdir = written
     with fits.open(outdir / "p_bkgsub.fits") as hdul:
         assert_bits_equal(hdul["SCI"].data.astype(np.float32), computed.sci)
@@ -365,6 +383,7 @@ def test_fits_equals_compute(written):
 
 
 def test_untouched_extensions_are_byte_identical(written):
+    """HDUs other than PRIMARY, SCI and DQ are copied byte for byte."""
     target, _, _, _, outdir = written
     src, dst = _data_bytes(target), _data_bytes(outdir / "p_bkgsub.fits")
     assert list(dst) == list(src)  # same HDUs in the same order
@@ -385,6 +404,7 @@ def test_untouched_extensions_are_byte_identical(written):
 
 
 def test_primary_header_changes(written):
+    """PRIMARY gains only S_BKDSUB, DBKG_VER and HISTORY."""
     target, _, _, _, outdir = written
     with fits.open(target) as a, fits.open(outdir / "p_bkgsub.fits") as b:
         ha, hb = a[0].header, b[0].header
@@ -398,6 +418,7 @@ def test_primary_header_changes(written):
 
 
 def test_skipped_product_header(tmp_path, rate_sub):
+    """A skipped product copies the data and writes no combined file."""
     target = rate_sub.targets[0]
     result = daskbkg.subtract_background(target, [], empty_bkg_list="skip")
     out = tmp_path / "skip.fits"
@@ -413,6 +434,7 @@ def test_skipped_product_header(tmp_path, rate_sub):
 
 @pytest.mark.parametrize("shards", [False, True])
 def test_zarr_equals_compute(rate_sub, tmp_path, shards):
+    """Zarr outputs read back with zarr equal ``.compute()`` bitwise."""
     import zarr
 
     target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
@@ -440,6 +462,7 @@ def test_zarr_equals_compute(rate_sub, tmp_path, shards):
 
 
 def test_output_equal_to_input_refused(rate_sub, tmp_path):
+    """Writing over an input (any spelling) raises OutputError."""
     target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
     before = hashes([target, *bkgs])
     result = daskbkg.subtract_background(target, bkgs)
@@ -448,19 +471,45 @@ def test_output_equal_to_input_refused(rate_sub, tmp_path):
     hard = tmp_path / "hard.fits"
     os.link(bkgs[0], hard)
     relative = os.path.relpath(target)
-    for path, comb in [(target, None), (bkgs[1], None), (link, None), (hard, None),
-                       (relative, None), (tmp_path / "ok.fits", bkgs[2]),
-                       (tmp_path / "ok.fits", target)]:
+    for path in [target, bkgs[1], link, hard, relative, str(target)]:
         with pytest.raises(OutputError) as info:
-            result.to_fits(path, combined_path=comb)
+            result.to_fits(path)
         assert isinstance(info.value, OSError)
-    with pytest.raises(OutputError):
-        result.to_zarr(target)
+        with pytest.raises(OutputError):
+            result.to_zarr(path)
     assert hashes([target, *bkgs]) == before
     assert listing(tmp_path) == ["hard.fits", "link.fits"]
 
 
+def test_combined_path_equal_to_input_refused(rate_sub, tmp_path):
+    """A combined path equal to an input is refused too."""
+    target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
+    before = hashes([target, *bkgs])
+    result = daskbkg.subtract_background(target, bkgs)
+    for comb in (target, bkgs[2]):
+        with pytest.raises(OutputError):
+            result.to_fits(tmp_path / "ok.fits", combined_path=comb)
+        with pytest.raises(OutputError):
+            result.to_zarr(tmp_path / "ok.zarr", combined_path=comb)
+    assert hashes([target, *bkgs]) == before
+    assert not (tmp_path / "ok.fits").exists() and not (tmp_path / "ok.zarr").exists()
+
+
+@pytest.mark.parametrize("fmt", ["fits", "zarr"])
+def test_refused_combined_path_leaves_no_temp_file(rate_sub, tmp_path, fmt):
+    """A refused combined path leaves no temporary file."""
+    target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
+    result = daskbkg.subtract_background(target, bkgs)
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    writer = result.to_fits if fmt == "fits" else result.to_zarr
+    with pytest.raises(OutputError):
+        writer(outdir / f"ok.{fmt}", combined_path=target)
+    assert listing(outdir) == []
+
+
 def test_failing_run_leaves_inputs_and_no_temp_files(rate_sub, tmp_path, monkeypatch):
+    """A failing computation keeps inputs and old outputs, removes temp files."""
     import daskbkg.combine
 
     target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
@@ -484,6 +533,7 @@ def test_failing_run_leaves_inputs_and_no_temp_files(rate_sub, tmp_path, monkeyp
 
 
 def test_output_replaces_existing_file(rate_sub, tmp_path):
+    """An existing output is replaced atomically."""
     target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
     out = tmp_path / "p_bkgsub.fits"
     out.write_bytes(b"stale")
@@ -491,3 +541,52 @@ def test_output_replaces_existing_file(rate_sub, tmp_path):
     with fits.open(out) as hdul:
         assert hdul[0].header["S_BKDSUB"] == "COMPLETE"
     assert listing(tmp_path) == ["p_bkgsub.fits"]
+
+
+def test_propagate_err_option(rate_sub, tmp_path):
+    """``propagate_err`` writes the quadrature sum as ERR."""
+    target, bkgs = rate_sub.targets[0], list(rate_sub.backgrounds)
+    plain = daskbkg.subtract_background(target, bkgs).compute()
+    result = daskbkg.subtract_background(target, bkgs, propagate_err=True)
+    out = result.compute()
+    assert_bits_equal(out.sci, plain.sci)
+    assert_bits_equal(out.dq, plain.dq)
+    expected = np.sqrt(plain.err.astype(np.float64) ** 2
+                       + plain.combined["ERR"].astype(np.float64) ** 2)
+    assert out.err.dtype == np.float32
+    np.testing.assert_allclose(out.err, expected, rtol=2e-7)
+    result.to_fits(tmp_path / "p.fits")
+    with fits.open(tmp_path / "p.fits") as hdul:
+        assert_bits_equal(hdul["ERR"].data.astype(np.float32), out.err)
+        history = " ".join(str(h) for h in hdul[0].header["HISTORY"])
+        assert "propagate_err=True" in history
+
+
+def test_extension_order_err_before_dq(tmp_path):
+    """Extensions are found by EXTNAME; the output keeps the target's HDU order."""
+    paths = []
+    for k, level in enumerate([100.0, 10.0, 12.0]):
+        sci, err, dq = make_exposure_arrays((9, 11), level=level, seed=k, dq_fraction=0.1,
+                                            nan_fraction=0.05)
+        paths.append(write_exposure(tmp_path / f"e{k}_rate.fits", sci, err, dq,
+                                    err_before_dq=True))
+    target, bkgs = paths[0], paths[1:]
+    result = daskbkg.subtract_background(target, bkgs)
+    assert_matches(result.compute(), oracle(target, bkgs))
+    out = tmp_path / "out.fits"
+    result.to_fits(out)
+    with fits.open(target) as a, fits.open(out) as b:
+        assert [h.name for h in a] == [h.name for h in b]
+        assert [h.name for h in b][1:3] == ["SCI", "ERR"]
+    src, dst = _data_bytes(target), _data_bytes(out)
+    assert dst["ERR"] == src["ERR"] and dst["ASDF"] == src["ASDF"]
+
+
+def test_combined_file_provenance(written):
+    """The combined file records DBKG_VER and has the right dtypes."""
+    *_, outdir = written
+    with fits.open(outdir / "p_combinedbackground.fits") as hdul:
+        assert hdul[0].header["DBKG_VER"] == daskbkg.__version__
+        assert "CAL_VER" not in hdul[0].header
+        assert hdul["DQ"].data.dtype == np.uint32
+        assert hdul["SCI"].data.dtype.kind == "f" and hdul["SCI"].data.dtype.itemsize == 4

@@ -12,13 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import daskbkg.kernels as K
-from daskbkg.kernels import combine_tile_fast, combine_tile_reference
+from daskbkg.kernels import combine_tile_fast, combine_tile_reference, combine_tile_sorted
 from daskbkg.options import normalize_maxiters
 
 F32 = np.float32
 KERNELS = [
     pytest.param(combine_tile_reference, id="reference"),
     pytest.param(combine_tile_fast, id="fast"),
+    pytest.param(combine_tile_sorted, id="sorted"),
+]
+COMPILED = [
+    pytest.param(combine_tile_fast, id="fast"),
+    pytest.param(combine_tile_sorted, id="sorted"),
 ]
 
 
@@ -283,9 +288,9 @@ def test_argument_validation(kernel):
         run(kernel, sci, err, dq.astype(np.float32))
 
 
-def test_default_kernel_is_fast():
-    """combine_tile is the numba kernel when numba is installed."""
-    assert K.HAVE_NUMBA and K.combine_tile is combine_tile_fast
+def test_default_kernel_is_sorted():
+    """combine_tile is the sort-once numba kernel when numba is installed."""
+    assert K.HAVE_NUMBA and K.combine_tile is combine_tile_sorted
 
 
 # ----------------------------------------------------------------------------- properties
@@ -347,16 +352,18 @@ OPTIONS = dict(
 )
 
 
+@pytest.mark.parametrize("kernel", COMPILED)
 @pytest.mark.parametrize("rateints", [False, True], ids=["rate", "rateints"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), **OPTIONS)
-def test_fast_equals_reference(rateints, data, sigma, maxiters, all_rejected, empty_lane, no_valid):
-    """The numba kernel equals the reference bit for bit for every option."""
+def test_fast_equals_reference(kernel, rateints, data, sigma, maxiters, all_rejected, empty_lane,
+                               no_valid):
+    """Each compiled kernel equals the reference bit for bit for every option."""
     sci, err, dq, overlaps = data.draw(tiles(rateints))
     args = (sci, err, dq, overlaps, sigma, normalize_maxiters(maxiters))
     kw = dict(rateints=rateints, all_rejected=all_rejected, empty_lane=empty_lane,
               no_valid=no_valid)
-    assert_bitwise_equal(combine_tile_fast(*args, **kw), combine_tile_reference(*args, **kw))
+    assert_bitwise_equal(kernel(*args, **kw), combine_tile_reference(*args, **kw))
 
 
 def _astropy_mask(stack, sigma, maxiters):
@@ -404,7 +411,7 @@ def test_matches_numpy_astropy8_pipeline(rateints, data, sigma, maxiters):
     """
     sci, err, dq, overlaps = data.draw(tiles(rateints, min_pixels=2))
     expected = numpy_astropy_oracle(sci, err, overlaps, sigma, maxiters, rateints)
-    for kernel in (combine_tile_reference, combine_tile_fast):
+    for kernel in (combine_tile_reference, combine_tile_fast, combine_tile_sorted):
         pass_limit = normalize_maxiters(maxiters)
         sci_bk, err_bk, _, n_good = kernel(sci, err, dq, overlaps, sigma, pass_limit,
                                            rateints=rateints, all_rejected="reject")
@@ -425,14 +432,15 @@ def _random_tile(seed, shape):
     return sci, err, dq, rng.random(shape[0]) < 0.9
 
 
+@pytest.mark.parametrize("kernel", COMPILED)
 @pytest.mark.parametrize("rateints", [False, True], ids=["rate", "rateints"])
-def test_fast_kernel_thread_safe(rateints):
+def test_fast_kernel_thread_safe(kernel, rateints):
     """The fast kernel on 8 threads gives the serial results."""
     shape = (9, 3, 48, 40) if rateints else (9, 64, 48)
     tiles_in = [_random_tile(seed, shape) for seed in range(16)]
 
     def work(tile):
-        return combine_tile_fast(*tile, 2.5, normalize_maxiters(None), rateints=rateints)
+        return kernel(*tile, 2.5, normalize_maxiters(None), rateints=rateints)
 
     serial = [work(tile) for tile in tiles_in]
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import dask
 import numpy as np
 import pytest
+from helpers import Maker, f32
 
 import daskbkg
-from helpers import Maker, f32
 
 SHAPE = (4, 5)
 
 
 @pytest.fixture
 def mk(tmp_path):
+    """Exposure maker writing into ``tmp_path``."""
     return Maker(tmp_path)
 
 
@@ -38,6 +39,7 @@ def run(target, backgrounds, *args, **kwargs):
 
 
 def full(value, shape=SHAPE, dtype=np.float32):
+    """Return an array of ``shape`` filled with ``value``."""
     return np.full(shape, value, dtype=dtype)
 
 
@@ -63,6 +65,7 @@ def i1(mk):
 
 
 def test_i1_five_backgrounds(mk, i1):
+    """I1: five backgrounds give 12.0, sqrt(13.75)/5 and DQ 31."""
     out = run(mk.const(SHAPE, 100.0), i1())
     bk = out.combined
     assert out.status == "COMPLETE"
@@ -88,6 +91,7 @@ def test_i1_combine_backgrounds_api(mk, i1):
 
 
 def test_i2_outlier_not_rejected_with_five(mk, i1):
+    """I2: one outlier among five is not rejected."""
     out = run(mk.const(SHAPE, 100.0), i1({4: ((1, 2), 1000.0)}))
     bk = out.combined
     expected = full(12.0)
@@ -100,6 +104,7 @@ def test_i2_outlier_not_rejected_with_five(mk, i1):
 
 
 def test_i3_nan_background_pixel(mk, i1):
+    """I3: a NaN background pixel is left out of SCI and ERR."""
     out = run(mk.const(SHAPE, 100.0), i1({0: ((2, 3), np.nan)}))
     bk = out.combined
     assert bk["SCI"][2, 3] == f32(12.5)
@@ -116,6 +121,7 @@ def test_i3_nan_background_pixel(mk, i1):
 
 @pytest.mark.parametrize("n, expected", [(3, 340.0), (5, 208.0), (7, 151.42857), (8, 10.0)])
 def test_i4_single_outlier(mk, n, expected):
+    """I4: a single outlier is rejected only from N = 8."""
     backgrounds = [mk.const((2, 3), 10.0) for _ in range(n - 1)] + [mk.const((2, 3), 1000.0)]
     out = run(mk.const((2, 3), 100.0), backgrounds)
     bk = out.combined
@@ -127,6 +133,7 @@ def test_i4_single_outlier(mk, n, expected):
 
 
 def test_i4_exact_means():
+    """I4 expected values are the float32 means."""
     assert f32(1060 / 7) == f32(151.42857)
     assert f32(1020 / 3) == 340.0 and f32(1040 / 5) == 208.0
 
@@ -135,6 +142,7 @@ def test_i4_exact_means():
 
 
 def test_i5_single_background_err_rounding(mk):
+    """I5: the ERR square is rounded to float32."""
     e = np.float32(0.1)
     out = run(mk.const((2, 2), 100.0), [mk.const((2, 2), 5.0, err=e)])
     bk = out.combined
@@ -150,6 +158,7 @@ def test_i5_single_background_err_rounding(mk):
 
 @pytest.fixture
 def i6(mk):
+    """I6 inputs: backgrounds 0 and 10 (ERR 3 and 4, DQ 2 and 1), target 100."""
     bkgs = [mk.const((1, 1), 0.0, err=3.0, dq=2), mk.const((1, 1), 10.0, err=4.0, dq=1)]
     return mk.const((1, 1), 100.0), bkgs
 
@@ -159,6 +168,7 @@ def i6(mk):
     (1, 0.0, 0.0, 0), (-3, 0.0, 0.0, 0),
 ])
 def test_i6_all_rejected_keep(i6, maxiters, sci_bk, err_bk, nbkg):
+    """I6 with the astropy-6 policy for each maxiters."""
     target, bkgs = i6
     out = run(target, bkgs, sigma=0.5, maxiters=maxiters)
     bk = out.combined
@@ -171,6 +181,7 @@ def test_i6_all_rejected_keep(i6, maxiters, sci_bk, err_bk, nbkg):
 @pytest.mark.parametrize("maxiters", [None, 2, 1, 0, -1])
 @pytest.mark.parametrize("how", ["option", "compat"])
 def test_i6_all_rejected_reject(i6, maxiters, how):
+    """I6 with ``clip_all_rejected='reject'`` rejects everything."""
     target, bkgs = i6
     kwargs = {"clip_all_rejected": "reject"} if how == "option" else {"compat": "jwst-3.0"}
     out = run(target, bkgs, sigma=0.5, maxiters=maxiters, **kwargs)
@@ -181,6 +192,7 @@ def test_i6_all_rejected_reject(i6, maxiters, how):
 
 
 def test_i6_no_valid_background_nan(i6):
+    """I6, maxiters 1, ``no_valid_background='nan'``."""
     target, bkgs = i6
     out = run(target, bkgs, sigma=0.5, maxiters=1, no_valid_background="nan")
     assert np.isnan(out.combined["SCI"][0, 0])
@@ -192,6 +204,7 @@ def test_i6_no_valid_background_nan(i6):
 
 
 def test_i7_no_valid_background_pixel(mk):
+    """I7: no valid background at a pixel leaves the target unchanged."""
     a, b = full(5.0), full(7.0)
     a[3, 4] = b[3, 4] = np.nan
     target = full(100.0)
@@ -213,6 +226,7 @@ def test_i7_no_valid_background_pixel(mk):
 
 
 def test_i7_option_nan(mk):
+    """I7 with ``no_valid_background='nan'``."""
     a, b = full(5.0), full(7.0)
     a[3, 4] = b[3, 4] = np.nan
     out = run(mk.const(SHAPE, 100.0), [mk(a), mk(b)], no_valid_background="nan")
@@ -224,6 +238,7 @@ def test_i7_option_nan(mk):
 
 
 def test_i8_nan_err_and_inf_sci(mk):
+    """I8: NaN ERR propagates, +inf SCI is clipped."""
     a_sci, a_err = full(5.0, (2, 2)), full(1.0, (2, 2))
     a_err[0, 0] = np.nan
     a_sci[1, 1] = np.inf
@@ -237,6 +252,7 @@ def test_i8_nan_err_and_inf_sci(mk):
 
 
 def test_i9_inf_err(mk):
+    """I9: +inf ERR gives +inf ERR_bk."""
     out = run(mk.const((2, 2), 100.0),
               [mk.const((2, 2), 5.0, err=np.inf), mk.const((2, 2), 7.0)])
     bk = out.combined
@@ -250,6 +266,7 @@ def test_i9_inf_err(mk):
 
 
 def test_i10_float64_mean_of_float32(mk):
+    """I10: the mean is float64 over float32 values."""
     out = run(mk.const((2, 2), 1.0), [mk.const((2, 2), v) for v in (0.1, 0.2, 0.4)])
     values = [np.float64(np.float32(v)) for v in (0.1, 0.2, 0.4)]
     expected = f32((values[0] + values[1] + values[2]) / 3)
@@ -259,12 +276,14 @@ def test_i10_float64_mean_of_float32(mk):
 
 
 def test_i11_nan_target_pixel(mk):
+    """I11: NaN in the target stays NaN."""
     target = np.array([[np.nan, 100.0]], dtype=np.float32)
     out = run(mk(target), [mk.const((1, 2), 1.0)])
     np.testing.assert_array_equal(out.sci, np.array([[np.nan, 99.0]], dtype=np.float32))
 
 
 def test_i11_inf_target_pixel_stays(mk):
+    """Infinities in the target stay infinite."""
     target = np.array([[np.inf, -np.inf, 100.0]], dtype=np.float32)
     out = run(mk(target), [mk.const((1, 3), 1.0)])
     np.testing.assert_array_equal(out.sci, np.array([[np.inf, -np.inf, 99.0]], dtype=np.float32))
@@ -275,6 +294,7 @@ def test_i11_inf_target_pixel_stays(mk):
 
 @pytest.fixture
 def i12_target(mk):
+    """Target with non-trivial ERR and DQ (bit 31 included)."""
     err = full(2.0)
     err[0, 1] = 0.5
     dq = full(5, dtype=np.uint32)
@@ -283,6 +303,7 @@ def i12_target(mk):
 
 
 def test_i12_empty_list_reference(i12_target):
+    """I12: empty list gives all-NaN SCI and COMPLETE."""
     target, err, dq = i12_target
     result = daskbkg.subtract_background(target, [])
     out = run(target, [])
@@ -298,6 +319,7 @@ def test_i12_empty_list_reference(i12_target):
 
 @pytest.mark.parametrize("kwargs", [{"empty_bkg_list": "skip"}, {"compat": "jwst-3.0"}])
 def test_i12_empty_list_skip(i12_target, kwargs):
+    """I12 with the skip option: unchanged copy, SKIPPED."""
     target, err, dq = i12_target
     result = daskbkg.subtract_background(target, [], **kwargs)
     assert result.status == "SKIPPED"
@@ -316,6 +338,7 @@ TILT = 1e-4
 
 @pytest.fixture
 def nirspec(mk):
+    """NIRSpec 10x10 exposure maker with GWA tilt keywords."""
     def make(value, xtil=TILT, ytil=TILT):
         extra = {}
         if xtil is not None:
@@ -328,6 +351,7 @@ def nirspec(mk):
 
 
 def test_i13_tilts_match(nirspec):
+    """I13: equal tilts: subtraction runs."""
     out = run(nirspec(100.0), [nirspec(10.0)])
     assert out.status == "COMPLETE"
     np.testing.assert_array_equal(out.sci, full(90.0, (10, 10)))
@@ -344,6 +368,7 @@ def test_i13_tiny_difference_matches(nirspec):
 @pytest.mark.parametrize("axis", ["x", "y"])
 @pytest.mark.parametrize("delta", [1e-5, 2e-8])
 def test_i13_tilt_mismatch_skips(nirspec, axis, delta):
+    """I13: a tilt off by more than 1e-8 skips the step."""
     tilts = {"xtil": TILT + delta} if axis == "x" else {"ytil": TILT + delta}
     target = nirspec(100.0, **tilts)
     result = daskbkg.subtract_background(target, [nirspec(10.0)])
@@ -357,6 +382,7 @@ def test_i13_tilt_mismatch_skips(nirspec, axis, delta):
 
 
 def test_i13_mismatch_in_second_background(nirspec):
+    """A mismatch in any background skips the step."""
     out = run(nirspec(100.0), [nirspec(10.0), nirspec(10.0, xtil=TILT + 1e-5)])
     assert out.status == "SKIPPED"
     np.testing.assert_array_equal(out.sci, full(100.0, (10, 10)))
@@ -371,6 +397,7 @@ def test_i13_walk_stops_at_first_mismatch(nirspec):
 @pytest.mark.parametrize("who, which", [("target", "x"), ("target", "y"),
                                         ("background", "x"), ("background", "y")])
 def test_i13_missing_tilt_type_error(nirspec, who, which):
+    """A missing tilt raises TypeError."""
     missing = {"xtil": None} if which == "x" else {"ytil": None}
     target = nirspec(100.0, **(missing if who == "target" else {}))
     bkg = nirspec(10.0, **(missing if who == "background" else {}))
@@ -379,8 +406,17 @@ def test_i13_missing_tilt_type_error(nirspec, who, which):
 
 
 def test_i13_tilt_ignored_for_other_instruments(mk):
+    """Tilts are not compared for other instruments."""
     target = mk.const((3, 3), 100.0, extra_primary={"GWA_XTIL": 1.0, "GWA_YTIL": 1.0})
     bkg = mk.const((3, 3), 10.0, extra_primary={"GWA_XTIL": 2.0})
     out = run(target, [bkg])
     assert out.status == "COMPLETE"
     np.testing.assert_array_equal(out.sci, full(90.0, (3, 3)))
+
+
+def test_i13_missing_file_after_mismatch_is_never_opened(nirspec, tmp_path):
+    """The walk stops at the first mismatch, before a later (missing) file is opened."""
+    target = nirspec(100.0)
+    result = daskbkg.subtract_background(
+        target, [nirspec(10.0, xtil=TILT + 1e-5), tmp_path / "missing_rate.fits"])
+    assert result.status == "SKIPPED"

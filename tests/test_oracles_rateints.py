@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import Maker, f32
 
 import daskbkg
-from helpers import Maker, f32
 
 
 @pytest.fixture
 def mk(tmp_path):
+    """Exposure maker writing into ``tmp_path``."""
     return Maker(tmp_path)
 
 
@@ -56,6 +57,7 @@ def cube(values, plane):
 
 @pytest.fixture
 def r1(mk):
+    """R1 inputs: two 3-integration backgrounds and a (3, 2, 2) target."""
     plane = (2, 2)
     dq1 = np.zeros((3, *plane), np.uint32)
     dq1[0], dq1[2] = 1, 4
@@ -67,6 +69,7 @@ def r1(mk):
 
 
 def test_r1_sigma3(r1):
+    """R1 at sigma 3."""
     target, bkgs = r1
     out, bk = run(target, bkgs)
     np.testing.assert_array_equal(bk["SCI"], np.full((2, 2), 8.5, np.float32))
@@ -78,6 +81,7 @@ def test_r1_sigma3(r1):
 
 
 def test_r1_sigma1(r1):
+    """R1 at sigma 1."""
     target, bkgs = r1
     _, bk = run(target, bkgs, sigma=1.0)
     np.testing.assert_array_equal(bk["SCI"], np.full((2, 2), 3.75, np.float32))
@@ -90,6 +94,7 @@ def test_r1_sigma1(r1):
 
 
 def test_r2_float32_accumulation(mk):
+    """R2: integration means accumulate in float32."""
     bkg = mk(cube([0.1, 0.2, 0.4], (2, 2)))
     _, bk = run(Target(mk, (3, 2, 2)), [bkg])
     s = np.float32(0.0)
@@ -101,6 +106,7 @@ def test_r2_float32_accumulation(mk):
 
 
 def test_r3_independent_err_clip(mk):
+    """R3: the SCI and ERR² clips are independent."""
     bkg = mk(cube([1, 2, 30], (2, 2)), err=cube([3, 1, 1], (2, 2)))
     _, bk = run(Target(mk, (3, 2, 2)), [bkg], sigma=1.0)
     np.testing.assert_array_equal(bk["SCI"], np.full((2, 2), 1.5, np.float32))
@@ -120,6 +126,7 @@ def test_r3_err_is_mean_variance(mk):
 
 @pytest.fixture
 def r4(mk):
+    """R4 inputs: three backgrounds of 10, the third empty at [0, 0]."""
     third = cube([10, 10], (2, 2))
     third[:, 0, 0] = np.nan
     bkgs = [mk(cube([10, 10], (2, 2))), mk(cube([10, 10], (2, 2))), mk(third)]
@@ -127,6 +134,7 @@ def r4(mk):
 
 
 def test_r4_empty_lane_zero(r4):
+    """R4: the empty lane counts as 0.0 (reference)."""
     target, bkgs = r4
     _, bk = run(target, bkgs)
     assert bk["SCI"][0, 0] == f32(6.6666665) == f32(20 / 3)
@@ -136,6 +144,7 @@ def test_r4_empty_lane_zero(r4):
 
 
 def test_r4_empty_lane_nan(r4):
+    """R4 with ``rateints_empty_lane='nan'``."""
     target, bkgs = r4
     _, bk = run(target, bkgs, rateints_empty_lane="nan")
     assert bk["SCI"][0, 0] == 10.0
@@ -149,12 +158,14 @@ def test_r4_empty_lane_nan(r4):
 
 @pytest.fixture
 def r5(mk):
+    """R5 inputs: full-frame A = 10 and two-row B = 20."""
     a = mk(cube([10, 10], (4, 5)))
     b = mk(cube([20, 20], (2, 5)), subsize=(5, 2))
     return Target(mk, (2, 4, 5)), [a, b]
 
 
 def test_r5_uncovered_rows_pull_to_zero(r5):
+    """R5: uncovered rows pull the mean toward 0."""
     target, bkgs = r5
     _, bk = run(target, bkgs)
     np.testing.assert_array_equal(bk["SCI"][0:2], np.full((2, 5), 15.0, np.float32))
@@ -164,6 +175,7 @@ def test_r5_uncovered_rows_pull_to_zero(r5):
 
 
 def test_r5_empty_lane_nan(r5):
+    """R5 with ``rateints_empty_lane='nan'``."""
     target, bkgs = r5
     _, bk = run(target, bkgs, rateints_empty_lane="nan")
     np.testing.assert_array_equal(bk["SCI"][0:2], np.full((2, 5), 15.0, np.float32))
@@ -172,6 +184,7 @@ def test_r5_empty_lane_nan(r5):
 
 
 def test_r5_rate_analogue(mk):
+    """R5's rate-mode analogue has no zero pull."""
     a = mk.const((4, 5), 10.0)
     b = mk.const((2, 5), 20.0, subsize=(5, 2))
     out = daskbkg.subtract_background(mk.const((4, 5), 100.0), [a, b]).compute()
@@ -186,11 +199,13 @@ def test_r5_rate_analogue(mk):
 
 @pytest.fixture
 def r6(mk):
+    """R6 inputs: 3-column background under a 6-column target."""
     bkg = mk(cube([20, 20], (4, 3)), dq=2, subsize=(3, 4))
     return Target(mk, (2, 4, 6)), [bkg]
 
 
 def test_r6_reference_width_error(r6):
+    """R6: the reference raises ValueError."""
     target, bkgs = r6
     with pytest.raises(ValueError):
         daskbkg.subtract_background(target.path, bkgs)
@@ -200,6 +215,7 @@ def test_r6_reference_width_error(r6):
                                     {"rateints_geometry": "jwst-3.0",
                                      "rateints_empty_lane": "nan"}])
 def test_r6_jwst30_geometry(r6, kwargs):
+    """R6 with the jwst-3.0 geometry."""
     target, bkgs = r6
     _, bk = run(target, bkgs, **kwargs)
     expected = np.zeros((4, 6), np.float32)
@@ -213,6 +229,7 @@ def test_r6_jwst30_geometry(r6, kwargs):
 
 
 def test_r6_jwst30_aligned(mk):
+    """R6 with jwst-3.0 geometry combined with the aligned placement."""
     bkg = mk(cube([20, 20], (4, 3)), substrt=(4, 1), subsize=(3, 4))
     target = Target(mk, (2, 4, 6))
     _, bk = run(target, [bkg], rateints_geometry="jwst-3.0", subarray_placement="aligned")
@@ -228,6 +245,7 @@ def test_r6_jwst30_aligned(mk):
 
 @pytest.fixture
 def r7(mk):
+    """R7 inputs: a one-column background."""
     column = np.stack([np.arange(4, dtype=np.float32).reshape(4, 1)] * 2)
     dq = np.zeros((2, 4, 1), np.uint32)
     dq[1, 2, 0] = 16
@@ -236,6 +254,7 @@ def r7(mk):
 
 
 def test_r7_reference_replicates_column(r7):
+    """R7: the reference replicates the column across the row."""
     target, bkgs = r7
     _, bk = run(target, bkgs)
     expected = np.repeat(np.arange(4, dtype=np.float32).reshape(4, 1), 6, axis=1)
@@ -248,6 +267,7 @@ def test_r7_reference_replicates_column(r7):
 
 @pytest.mark.parametrize("kwargs", [{"rateints_geometry": "jwst-3.0"}, {"compat": "jwst-3.0"}])
 def test_r7_jwst30_single_column(r7, kwargs):
+    """R7 with the jwst-3.0 geometry."""
     target, bkgs = r7
     _, bk = run(target, bkgs, **kwargs)
     expected = np.zeros((4, 6), np.float32)
@@ -262,6 +282,7 @@ def test_r7_jwst30_single_column(r7, kwargs):
 
 
 def test_r8_more_background_integrations(mk):
+    """R8: more background integrations: ValueError, or 20.0 under jwst-3.0."""
     target = Target(mk, (2, 4, 5))
     bkg = mk(cube([20, 20, 20], (4, 5)))
     with pytest.raises(ValueError):
@@ -272,6 +293,7 @@ def test_r8_more_background_integrations(mk):
 
 
 def test_r8_jwst30_uses_all_background_integrations(mk):
+    """Under jwst-3.0 every background integration is used."""
     target = Target(mk, (2, 4, 5))
     bkg = mk(cube([10, 20, 60], (4, 5)))
     _, bk = run(target, [bkg], rateints_geometry="jwst-3.0")
@@ -281,6 +303,7 @@ def test_r8_jwst30_uses_all_background_integrations(mk):
 @pytest.mark.parametrize("kwargs", [{}, {"rateints_geometry": "jwst-3.0"},
                                     {"rateints_empty_lane": "nan"}])
 def test_r9_fewer_background_integrations(mk, kwargs):
+    """R9: fewer background integrations work."""
     target = Target(mk, (2, 4, 5))
     bkg = mk(cube([20], (4, 5)), err=2.0, dq=1)
     _, bk = run(target, [bkg], **kwargs)
@@ -310,3 +333,50 @@ def test_r4_err_also_nan(mk):
     assert bk["SCI"][0, 0] == f32(20 / 3) and bk["ERR"][0, 0] == f32(np.sqrt(2) / 3)
     _, bk = run(target, bkgs, rateints_empty_lane="nan")
     assert bk["SCI"][0, 0] == 10.0 and bk["ERR"][0, 0] == f32(np.sqrt(2) / 2)
+
+
+@pytest.mark.parametrize("far_ndim", [2, 3])
+def test_non_overlapping_background_is_nan_not_zero(mk, far_ndim):
+    """§5.1: a non-overlapping background gives NaN planes, not the empty-lane 0.0."""
+    target = Target(mk, (2, 3, 4))
+    far_shape = (3, 4) if far_ndim == 2 else (2, 3, 4)
+    far = mk.const(far_shape, 50.0, dq=4, substrt=(5, 1))
+    near = mk(cube([10, 10], (3, 4)))
+    _, bk = run(target, [far, near])
+    np.testing.assert_array_equal(bk["SCI"], np.full((3, 4), 10.0, np.float32))
+    np.testing.assert_array_equal(bk["DQ"], np.zeros((3, 4), np.uint32))
+    np.testing.assert_array_equal(bk["NBKG"], np.ones((3, 4), np.int32))
+
+
+@pytest.mark.parametrize("chunks", [(1, 1), (2, 3), (3, -1), (1, -1)])
+def test_oracles_hold_for_any_tiling(mk, chunks):
+    """Broadcast and origin placement give the same images whatever the tile shape."""
+    # R7: the single column replicated across tiles that do not contain column 0
+    column = np.stack([np.arange(4, dtype=np.float32).reshape(4, 1)] * 2)
+    target = Target(mk, (2, 4, 6))
+    _, bk = run(target, [mk(column, subsize=(1, 4))], chunks=chunks)
+    np.testing.assert_array_equal(
+        bk["SCI"], np.repeat(np.arange(4, dtype=np.float32).reshape(4, 1), 6, axis=1))
+    # R5: rows an overlapping background does not cover give 0.0 lanes
+    a = mk(cube([10, 10], (4, 6)))
+    b = mk(cube([20, 20], (2, 6)), subsize=(6, 2))
+    _, bk = run(target, [a, b], chunks=chunks)
+    np.testing.assert_array_equal(bk["SCI"][2:], np.full((2, 6), 5.0, np.float32))
+    np.testing.assert_array_equal(bk["SCI"][:2], np.full((2, 6), 15.0, np.float32))
+    # R6 under jwst-3.0 and the aligned placement
+    narrow = mk(cube([20, 20], (4, 3)), substrt=(4, 1), subsize=(3, 4))
+    _, bk = run(target, [narrow], chunks=chunks, rateints_geometry="jwst-3.0",
+                subarray_placement="aligned")
+    expected = np.zeros((4, 6), np.float32)
+    expected[:, 3:] = 20.0
+    np.testing.assert_array_equal(bk["SCI"], expected)
+
+
+def test_nints_keyword_disagreement_uses_array(mk):
+    """NINTS is informational: the SCI cube's first axis wins, with a warning."""
+    target = Target(mk, (2, 2, 3))
+    bkg = mk(cube([10, 12], (2, 3)), nints=5)
+    with pytest.warns(UserWarning, match="NINTS"):
+        result = daskbkg.subtract_background(target.path, [bkg])
+    out = result.compute()
+    np.testing.assert_array_equal(out.combined["SCI"], np.full((2, 3), 11.0, np.float32))

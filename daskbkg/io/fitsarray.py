@@ -170,10 +170,8 @@ class FitsArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, drop = normalize_key(key, self.shape)
-        if self.direct:
-            out = self._read_direct(slices)
-        else:
-            out = self._read_section(slices)
+        out = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.dtype)
+        self.read_into(slices, out)
         if drop:
             out = out.reshape(tuple(n for i, n in enumerate(out.shape) if i not in drop))
         return out
@@ -182,13 +180,41 @@ class FitsArray:
         out = self[...]
         return out if dtype is None else out.astype(dtype)
 
+    def read_into(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
+        """Read the region ``slices`` (step-1 slices, one per axis) into ``out``.
+
+        ``out`` has the region's shape and this array's dtype (it may be a view into a
+        larger buffer). Values are decoded (byte order, BZERO) while copying.
+        """
+        if not self.direct:
+            out[...] = self._read_section(slices)
+            return
+        if out.flags.c_contiguous and out.dtype.isnative:
+            # Read the big-endian bytes straight into ``out`` and decode them in place:
+            # one pass over fresh memory instead of two.
+            raw = out.view(np.dtype(self.disk_dtype if not self.bzero_flip else ">u4"))
+            self._read_raw(slices, raw)
+            raw.byteswap(inplace=True)
+        else:
+            np.copyto(out, self._read_raw(slices), casting="unsafe")
+        if self.bzero_flip:
+            out ^= np.uint32(0x80000000)
+
     # -- readers ---------------------------------------------------------------------
-    def _read_direct(self, slices: tuple[slice, ...]) -> np.ndarray:
+    def _read_raw(self, slices: tuple[slice, ...], raw: np.ndarray | None = None) -> np.ndarray:
+        """Bytes of the region as an array of the on-disk (big-endian) dtype.
+
+        With ``raw`` given (C-contiguous, region shape, itemsize of the disk dtype), the
+        bytes are read into it.
+        """
         out_shape = tuple(s.stop - s.start for s in slices)
         disk = np.dtype(self.disk_dtype)
-        raw = np.empty(out_shape, dtype=disk)
+        if self.bzero_flip:
+            disk = np.dtype(">u4")
+        if raw is None:
+            raw = np.empty(out_shape, dtype=disk)
         if raw.size == 0:
-            return self._decode(raw)
+            return raw
         # Axes from `split` onwards are read as one contiguous run per leading index.
         split = len(self.shape) - 1
         while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
@@ -207,14 +233,7 @@ class FitsArray:
                 offset += (slices[axis].start + i) * strides[axis]
             _pread_into(fd, flat[pos : pos + run], offset, self.path)
             pos += run
-        return self._decode(raw)
-
-    def _decode(self, raw: np.ndarray) -> np.ndarray:
-        if self.bzero_flip:
-            out = raw.view(">u4").astype(np.uint32)
-            out ^= np.uint32(0x80000000)
-            return out
-        return raw.astype(self.dtype, copy=False) if raw.dtype != self.dtype else raw
+        return raw
 
     def _read_section(self, slices: tuple[slice, ...]) -> np.ndarray:
         hdul = _cached_hdulist(self.path)

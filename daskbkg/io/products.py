@@ -57,6 +57,8 @@ def product_hdus(product: Any) -> list:
             plan.append(ArrayHdu(image_header(hdu.header, data.shape, kind), data, kind))
         else:
             plan.append(CopiedHdu(layout.path, hdu.header_offset, hdu.data_offset, hdu.data_span))
+    for name, data, kind in product.extra_arrays:
+        plan.append(ArrayHdu(image_header(None, data.shape, kind, extname=name), data, kind))
     return plan
 
 

@@ -52,11 +52,14 @@ def product_group(product: Any, path, *, shards: bool = False):
                 raw = f.read(hdu.end - hdu.header_offset)
             arrays.append(ZarrArraySpec(f"hdu_{key}", np.frombuffer(raw, dtype=np.uint8),
                                         {"fits_hdu_bytes": True}))
+    for name, data, _kind in product.extra_arrays:
+        arrays.append(ZarrArraySpec(name.lower(), data))
     inputs = [product.target.identity]
     if product.combined is not None:
         inputs += [b.identity for b in product.combined.backgrounds]
-    attrs = {"daskbkg": _run_attrs(product.params, product.compat, product.status, inputs),
-             "fits_headers": headers}
+    run = _run_attrs(product.params, product.compat, product.status, inputs)
+    run.update({k: v for k, v in product.info.items()})
+    attrs = {"daskbkg": run, "fits_headers": headers}
     return write_zarr_group(path, arrays, attrs, shards=shards, compute=False)
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "check_sigma",
     "parse_options",
     "prepare_tile",
+    "run_tile_kernel",
 ]
 
 _ALL_REJECTED = ("keep", "reject")
@@ -225,3 +226,27 @@ def prepare_tile(sci, err, dq, overlaps, *, rateints: bool) -> PreparedTile:
         overlaps,
         out_shape,
     )
+
+
+def run_tile_kernel(rate_impl, rateints_impl, sci, err, dq, overlaps, sigma, pass_limit, *,
+                    rateints, all_rejected, empty_lane, no_valid):
+    """Check arguments, normalise the tile and run a compiled combine implementation.
+
+    ``rate_impl(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, *outputs)``
+    and ``rateints_impl(..., reject, empty_nan, none_nan, *outputs)`` fill the four flat
+    outputs in place. Returns them reshaped to the tile's spatial shape.
+    """
+    opts = parse_options(all_rejected, empty_lane, no_valid)
+    pass_limit = check_pass_limit(pass_limit)
+    sigma = check_sigma(sigma)
+    tile = prepare_tile(sci, err, dq, overlaps, rateints=rateints)
+    n_pix = tile.sci.shape[-1]
+    outputs = (np.empty(n_pix, dtype=np.float32), np.empty(n_pix, dtype=np.float32),
+               np.empty(n_pix, dtype=np.uint32), np.empty(n_pix, dtype=np.int32))
+    if rateints:
+        rateints_impl(tile.sci, tile.err, tile.dq, tile.overlaps, sigma, pass_limit,
+                      opts.reject, opts.empty_nan, opts.none_nan, *outputs)
+    else:
+        rate_impl(tile.sci, tile.err, tile.dq, tile.overlaps, sigma, pass_limit,
+                  opts.reject, opts.none_nan, *outputs)
+    return tuple(out.reshape(tile.out_shape) for out in outputs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._common import check_all_rejected, check_pass_limit, check_sigma, parse_options, prepare_tile
+from ._common import check_all_rejected, check_pass_limit, check_sigma, run_tile_kernel
 
 __all__ = ["clip_lane_bounds_fast", "combine_tile_fast"]
 
@@ -297,21 +297,11 @@ def combine_tile_fast(
     -----
     For N == 0 every pixel has n_good == 0 (``no_valid`` value, ERR_bk 0, DQ 0).
     """
-    opts = parse_options(all_rejected, empty_lane, no_valid)
-    pass_limit = check_pass_limit(pass_limit)
-    sigma = check_sigma(sigma)
-    tile = prepare_tile(sci, err, dq, overlaps, rateints=rateints)
-    n_pix = tile.sci.shape[-1]
-    sci_bk = np.empty(n_pix, dtype=np.float32)
-    err_bk = np.empty(n_pix, dtype=np.float32)
-    dq_bk = np.empty(n_pix, dtype=np.uint32)
-    n_good = np.empty(n_pix, dtype=np.int32)
-    if rateints:
-        _combine_rateints(tile.sci, tile.err, tile.dq, tile.overlaps, sigma, pass_limit,
-                          opts.reject, opts.empty_nan, opts.none_nan,
-                          sci_bk, err_bk, dq_bk, n_good)
-    else:
-        _combine_rate(tile.sci, tile.err, tile.dq, tile.overlaps, sigma, pass_limit,
-                      opts.reject, opts.none_nan, sci_bk, err_bk, dq_bk, n_good)
-    shape = tile.out_shape
-    return sci_bk.reshape(shape), err_bk.reshape(shape), dq_bk.reshape(shape), n_good.reshape(shape)
+    return run_tile_kernel(_combine_rate, _combine_rateints, sci, err, dq, overlaps, sigma,
+                           pass_limit, rateints=rateints, all_rejected=all_rejected,
+                           empty_lane=empty_lane, no_valid=no_valid)
+
+
+#: Literal (Wirth-order) bounds of one contiguous float64 lane; the sort-once kernel's
+#: fallback for lanes whose decisions are too close to call.
+lane_bounds_exact = _lane_bounds

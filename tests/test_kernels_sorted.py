@@ -1,0 +1,77 @@
+"""The sort-once kernel: its sorting network, its exactness guard and its fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daskbkg.kernels import combine_tile_reference, combine_tile_sorted
+from daskbkg.kernels.sortclip import network
+from daskbkg.options import normalize_maxiters
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 32, 33, 64])
+def test_network_sorts(n):
+    """Applying the comparators sorts random lanes (including +inf padding)."""
+    npad, pairs = network(n)
+    assert npad >= n and npad & (npad - 1) == 0
+    rng = np.random.default_rng(n)
+    for _ in range(50):
+        lane = np.full(npad, np.inf)
+        lane[:n] = rng.normal(size=n)
+        lane[rng.random(npad) < 0.1] = np.inf
+        for i, j in pairs:
+            if lane[j] < lane[i]:
+                lane[i], lane[j] = lane[j], lane[i]
+        assert np.all(np.diff(lane[np.isfinite(lane)]) >= 0)
+        assert np.all(np.isinf(lane[np.isfinite(lane).sum():]))
+
+
+def _bitwise(a, b):
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype
+        if x.dtype == np.float32:
+            assert np.array_equal(x.view(np.uint32), y.view(np.uint32))
+        else:
+            assert np.array_equal(x, y)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 40),
+    sigma=st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 3.0]),
+    maxiters=st.sampled_from([None, 1, 2, -3]),
+    seed=st.integers(0, 2**32 - 1),
+    rateints=st.booleans(),
+)
+def test_ties_and_bound_hits_match_reference(n, sigma, maxiters, seed, rateints):
+    """Small-integer data put samples exactly on clip bounds: the guard must fall back."""
+    rng = np.random.default_rng(seed)
+    shape = (n, 3, 4, 5) if rateints else (n, 6, 7)
+    sci = rng.integers(0, 4, shape).astype(np.float32)
+    sci[rng.random(shape) < 0.05] = 100.0
+    sci[rng.random(shape) < 0.05] = np.nan
+    err = rng.integers(1, 3, shape).astype(np.float32)
+    dq = rng.integers(0, 3, shape).astype(np.uint32)
+    overlaps = rng.random(n) < 0.9
+    args = (sci, err, dq, overlaps, sigma, normalize_maxiters(maxiters))
+    for policy in ("keep", "reject"):
+        kw = dict(rateints=rateints, all_rejected=policy)
+        _bitwise(combine_tile_sorted(*args, **kw), combine_tile_reference(*args, **kw))
+
+
+def test_large_stack_with_outliers_matches_reference():
+    """A realistic N=40 stack with sources and NaNs: identical bits."""
+    rng = np.random.default_rng(7)
+    shape = (40, 9, 130)
+    sci = rng.normal(1.0, 0.01, shape).astype(np.float32)
+    sci[rng.random(shape) < 0.02] *= 40
+    sci[rng.random(shape) < 0.01] = np.nan
+    sci[:, 0, 0] = 5.0  # a constant lane
+    err = np.abs(rng.normal(0.01, 0.001, shape)).astype(np.float32)
+    dq = rng.integers(0, 2**32, shape, dtype=np.uint64).astype(np.uint32)
+    overlaps = np.ones(40, bool)
+    args = (sci, err, dq, overlaps, 3.0, normalize_maxiters(None))
+    _bitwise(combine_tile_sorted(*args, rateints=False), combine_tile_reference(*args, rateints=False))
