@@ -173,7 +173,7 @@ def _asdf_hdu(header: fits.Header, shape: tuple[int, ...]) -> fits.BinTableHDU:
         "--- !core/asdf-1.1.0",
         "asdf_library: !core/software-1.0.0 {author: The ASDF Developers, name: asdf, "
         "version: 3.5.0}",
-        "data: !core/ndarray-1.0.0 {source: fits:SCI,1, datatype: float32, "
+        "data: !core/ndarray-1.0.0 {source: 'fits:SCI,1', datatype: float32, "
         f"byteorder: big, shape: {list(shape)}}}",
         "meta:",
         f"  filename: {header.get('FILENAME', '')}",

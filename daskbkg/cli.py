@@ -69,7 +69,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                        help=f"compatibility switch (default {choices[0]}); see README")
     p.add_argument(*_flag("propagate_err"), action="store_true", default=None,
                    help="write sqrt(ERR^2 + ERR_bk^2) as output ERR (not reference behaviour)")
-    p.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    p.add_argument(*_flag("no_resume"), action="store_true",
+                   help="redo products whose outputs are already complete (default: skip them)")
+    p.add_argument("--report", default=None,
+                   help="write a JSON report of every product's outcome to this file")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only errors (no progress)")
     p.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
 
@@ -97,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "step suffix such as _rate, _rateints, _cal, _calints; for associations, "
                     "the product name).",
     )
-    run.add_argument("target", help="target exposure (FITS) or association (.json)")
+    run.add_argument("inputs", nargs="+", metavar="TARGET",
+                     help="target exposure (FITS), association (.json), glob pattern or "
+                          "@listfile (one input per line); several inputs make one campaign")
     run.add_argument(*_flag("bkg"), *_flag("bkg_list"), dest="bkg", nargs="+", default=None,
                      metavar="BKG", help="background exposures, in summation order")
     _add_common(run)
@@ -133,31 +139,39 @@ def _report(outcomes, quiet: bool) -> int:
     for outcome in outcomes:
         if outcome.state == "failed":
             print(f"daskbkg: error: {outcome.reason}", file=sys.stderr)
-            code = 2
+            code = max(code, outcome.code or 1)
         elif not quiet:
-            note = "" if outcome.state == "done" else f" ({outcome.state})"
+            note = "" if outcome.state == "done" else f" ({outcome.state}: {outcome.reason})"
             for path in outcome.outputs:
-                print(f"{outcome.name}: wrote {path}{note}")
+                print(f"{outcome.name}: wrote {path}{note}" if outcome.state == "done"
+                      else f"{outcome.name}: {path}{note}")
     return code
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .io.asn import is_association
-    from .runner import run_association, run_target
+    from .campaign import Campaign
     from .scheduling import use_scheduler
 
     settings = settings_from_args(args)
+    if args.bkg and all(i.lower().endswith(".json") for i in args.inputs):
+        log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
+    if not args.bkg and not any(i.lower().endswith(".json") or i.startswith("@") for i in args.inputs):
+        hint = ("" if settings.compat.empty_bkg_list == "skip"
+                else " (use --empty-bkg-list skip to skip instead)")
+        log.warning("no background given: as in the reference, the output SCI is all NaN%s", hint)
+    campaign = Campaign.from_inputs(args.inputs, settings, backgrounds=args.bkg or (),
+                                    resume=not args.no_resume, progress=not args.quiet,
+                                    raise_errors=args.debug)
+    report_path = Path(args.report) if args.report else None
     with use_scheduler(args.scheduler) as compute_kwargs:
-        if is_association(args.target):
-            if args.bkg:
-                log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
-            outcomes = run_association(args.target, settings, compute_kwargs)
-        else:
-            if not args.bkg:
-                log.warning("no background given: as in the reference, the output SCI is all "
-                            "NaN (use --empty-bkg-list skip to skip instead)")
-            outcomes = [run_target(args.target, args.bkg or [], settings, compute_kwargs)]
-    return _report(outcomes, args.quiet)
+        if not args.quiet and not isinstance(compute_kwargs["scheduler"], str):
+            print(f"dask dashboard: {compute_kwargs['scheduler'].dashboard_link}", file=sys.stderr)
+        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        report = campaign.run(compute_kwargs, report_path=report_path)
+    code = _report(report.outcomes, args.quiet)
+    if len(report.outcomes) > 1 and not args.quiet:
+        print(report.table())
+    return code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -165,7 +179,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .runner import RunSettings, run_association
 
     out = Path(args.output_dir)
-    data = make_dataset(out / "inputs", n_targets=2, n_backgrounds=4, seed=1)
+    data = make_dataset(out / "inputs", n_targets=2, n_backgrounds=4, seed=1, overwrite=True)
     settings = RunSettings(output_dir=out / "outputs", save_combined=True)
     outcomes = run_association(data.asn, settings)
     code = _report(outcomes, args.quiet)
@@ -174,15 +188,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
-def _exit_code(exc: BaseException) -> int:
-    from .errors import InputError, OutputError
+def threading_main() -> bool:
+    """True in the main thread (signal handlers can only be set there)."""
+    import threading
 
-    if isinstance(exc, OutputError):
-        return 1
-    if isinstance(exc, (InputError, FileNotFoundError, ValueError, IndexError, TypeError,
-                        KeyError, AttributeError)):
-        return 2
-    return 1
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, exit 130
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    import signal
+
+    if threading_main():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         if args.command == "demo":
             return _cmd_demo(args)
@@ -203,7 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"daskbkg: error: {message}", file=sys.stderr)
-        return _exit_code(exc)
+        from .errors import exit_code_for
+
+        return exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ import numpy as np
 
 from daskbkg._fitsmaker import DETECTORS, atomic_write, write_exposure
 from daskbkg._version import __version__
+from daskbkg._wfss_scene import WfssScene, make_wfss_scene  # noqa: F401  (WFSS test scene)
 
 __all__ = [
     "DETECTORS", "SUBARRAYS", "DQ_DO_NOT_USE", "Dataset", "full_frame", "subarray_window",

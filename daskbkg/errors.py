@@ -19,7 +19,12 @@ __all__ = [
     "UnsupportedExposureError",
     "AssociationError",
     "ParameterError",
+    "ParameterTypeError",
+    "DataTypeError",
+    "InconsistentInputError",
     "OutputError",
+    "DiskFullError",
+    "exit_code_for",
 ]
 
 
@@ -66,5 +71,36 @@ class ParameterError(InputError, ValueError):
     """A parameter value is out of range or of the wrong kind."""
 
 
+class ParameterTypeError(ParameterError, TypeError):
+    """A parameter has the wrong kind of value (``maxiters=2.5``); also a TypeError."""
+
+
+class DataTypeError(InputError, TypeError):
+    """An image extension holds the wrong kind of numbers (integer SCI, float DQ)."""
+
+
+class InconsistentInputError(InputError, ValueError):
+    """Inputs that the reference accepts but that are suspicious together.
+
+    Raised only with ``strict=True`` (by default these are warnings): duplicated or empty
+    background lists, the target listed as its own background, NINTS disagreeing with the
+    cube, backgrounds from another instrument, detector or filter.
+    """
+
+
 class OutputError(DaskbkgError, OSError):
     """An output cannot be written (bad directory, output equal to an input, ...)."""
+
+
+class DiskFullError(OutputError):
+    """The disk (or quota) filled up while writing; no partial output was kept."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """CLI exit code of an error: 2 for bad input (files, parameters), 1 otherwise."""
+    if isinstance(exc, OutputError):
+        return 1
+    if isinstance(exc, (InputError, FileNotFoundError, ValueError, IndexError, TypeError,
+                        KeyError, AttributeError)):
+        return 2
+    return 1

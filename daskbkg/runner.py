@@ -1,8 +1,8 @@
-"""Run the step on files: one target with its backgrounds, or every product of an ASN.
+"""Run the step on files: settings, output naming, and one-call helpers.
 
-This is the layer under the CLI: it opens inputs, names outputs, and writes every
-product of a run in a single dask computation, so a combined background shared by
-several targets (same backgrounds, parameters and window) is computed once.
+:func:`plan_target` opens one target and builds its lazy product and output paths;
+:func:`run_target` and :func:`run_association` are thin conveniences over
+:class:`daskbkg.campaign.Campaign`, which does the grouping, writing and reporting.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .io.asn import read_association
 from .io.exposure import read_exposure
 from .io.naming import output_name, split_root
 from .options import ClipParams, ReferenceCompat
-from .result import BackgroundResult, write_outputs
+from .result import BackgroundResult
 from .subtract import build_product
 
-__all__ = ["RunSettings", "Outcome", "plan_target", "run_jobs", "run_target", "run_association"]
+__all__ = ["RunSettings", "Outcome", "plan_target", "run_target", "run_association"]
 
 log = logging.getLogger("daskbkg")
 
@@ -42,7 +41,10 @@ class RunSettings:
 
 @dataclass
 class Outcome:
-    """What happened to one target: ``done``, ``skipped`` or ``failed`` (with reason)."""
+    """What happened to one target: ``done``, ``skipped`` or ``failed`` (with reason).
+
+    ``code`` is the exit code a failure maps to (2 bad input, 1 runtime failure).
+    """
 
     name: str
     state: str
@@ -50,6 +52,7 @@ class Outcome:
     reason: str | None = None
     status: str | None = None
     combined_key: str | None = None
+    code: int = 0
 
 
 def _paths(settings: RunSettings, root: str, sep: str) -> tuple[Path, Path | None]:
@@ -65,46 +68,15 @@ def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
                 root: str | None = None, sep: str = "_") -> tuple[BackgroundResult, Path, Path | None]:
     """Open inputs and build the lazy result and output paths of one target."""
     exposure = read_exposure(target)
-    bkgs = [read_exposure(b) for b in backgrounds]
     if root is None:
         root, sep = split_root(exposure.path)
-    product = build_product(exposure, bkgs, settings.params, settings.compat,
+    # Backgrounds stay paths: build_product opens and checks them one by one, in order.
+    product = build_product(exposure, list(backgrounds), settings.params, settings.compat,
                             chunks=settings.chunks, memory_limit=settings.memory_limit)
     main, comb = _paths(settings, root, sep)
     if product.combined is None:
         comb = None
     return BackgroundResult(product), main, comb
-
-
-def run_jobs(planned: list[tuple[str, BackgroundResult, Path, Path | None]],
-             settings: RunSettings, compute_kwargs: dict) -> list[Outcome]:
-    """Write every planned product in one computation and report the outcomes."""
-    from .errors import DaskbkgError
-
-    jobs, outcomes, failed = [], [], []
-    for name, result, main, comb in planned:
-        try:
-            if settings.fmt == "zarr":
-                product_jobs = result.zarr_jobs(main, comb, shards=settings.shards)
-            else:
-                product_jobs = result.fits_jobs(main, comb)
-        except (DaskbkgError, OSError) as exc:  # this product only; the others go on
-            failed.append(Outcome(name, "failed", reason=str(exc)))
-            continue
-        jobs.extend(product_jobs)
-        key = result.combined_background.key if result.combined_background else None
-        outcomes.append(Outcome(name, "done", [main] + ([comb] if comb else []),
-                                status=result.status, combined_key=key))
-    keys = [o.combined_key for o in outcomes if o.combined_key]
-    if len(set(keys)) < len(keys):
-        log.info("%d products share %d distinct combined backgrounds; each is computed once",
-                 len(keys), len(set(keys)))
-    if jobs:
-        write_outputs(jobs, **compute_kwargs)
-    for outcome in outcomes:
-        if outcome.status == "SKIPPED":
-            outcome.state = "skipped"
-    return outcomes + failed
 
 
 def _prepare_dir(settings: RunSettings) -> None:
@@ -120,35 +92,24 @@ def _prepare_dir(settings: RunSettings) -> None:
 
 
 def run_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
-               compute_kwargs: dict | None = None) -> Outcome:
+               compute_kwargs: dict | None = None, *, resume: bool = False) -> Outcome:
     """Process one target file with its backgrounds and write its outputs."""
+    from .campaign import Campaign, CampaignItem
+
     _prepare_dir(settings)
-    result, main, comb = plan_target(target, backgrounds, settings)
-    return run_jobs([(Path(target).name, result, main, comb)], settings, compute_kwargs or {})[0]
+    item = CampaignItem(Path(target).name, Path(target), tuple(Path(b) for b in backgrounds))
+    return Campaign([item], settings, resume=resume).run(compute_kwargs).outcomes[0]
 
 
-def run_association(asn: Any, settings: RunSettings,
-                    compute_kwargs: dict | None = None) -> list[Outcome]:
+def run_association(asn: Any, settings: RunSettings, compute_kwargs: dict | None = None, *,
+                    resume: bool = False) -> list[Outcome]:
     """Process every product of a level-2 association.
 
-    A product that cannot be planned (bad member, unreadable file, geometry error) is
-    reported as failed with its reason; the other products are still written.
+    A product that cannot be planned or written (bad member, unreadable file, geometry
+    error) is reported as failed with its reason; the other products are still written.
+    Identical combined backgrounds are computed once.
     """
-    from .errors import DaskbkgError
+    from .campaign import Campaign
 
     _prepare_dir(settings)
-    planned, failed = [], []
-    for prod in read_association(asn):
-        if prod.error:
-            failed.append(Outcome(prod.name, "failed", reason=prod.error))
-            continue
-        try:
-            result, main, comb = plan_target(prod.science, prod.backgrounds, settings,
-                                             root=prod.name, sep="_")
-        except (DaskbkgError, OSError, ValueError, IndexError, TypeError, AttributeError,
-                KeyError) as exc:
-            failed.append(Outcome(prod.name, "failed", reason=str(exc)))
-            continue
-        planned.append((prod.name, result, main, comb))
-    done = run_jobs(planned, settings, compute_kwargs or {}) if planned else []
-    return done + failed
+    return Campaign.from_inputs([str(asn)], settings, resume=resume).run(compute_kwargs).outcomes

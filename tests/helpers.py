@@ -83,8 +83,17 @@ def read_fits(path: os.PathLike | str) -> dict[str, Any]:
 
 
 def listing(folder: os.PathLike | str) -> list[str]:
-    """Sorted names in ``folder`` (hidden files included)."""
-    return sorted(os.listdir(folder))
+    """Sorted names in ``folder`` (hidden files included).
+
+    The campaign's completion-marker folder ``.daskbkg`` is left out; its files are
+    checked separately (no temporary file may remain there either).
+    """
+    names = sorted(os.listdir(folder))
+    if ".daskbkg" in names:
+        names.remove(".daskbkg")
+        stray = [n for n in os.listdir(os.path.join(folder, ".daskbkg")) if not n.endswith(".json")]
+        assert not stray, f"stray files in the marker folder: {stray}"
+    return names
 
 
 def assert_bits_equal(actual: np.ndarray, expected: np.ndarray) -> None:

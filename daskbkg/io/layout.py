@@ -180,6 +180,13 @@ def scan_fits(path: str | os.PathLike) -> FitsLayout:
         raise NotFitsError(
             f"{path}: truncated FITS file ({st.st_size} bytes, the headers need {needed})"
         )
+    if st.st_size != last.end:
+        # astropy stops quietly at an incomplete HDU: bytes remain that form no HDU (a
+        # complete FITS file ends exactly with the padded data of its last HDU).
+        raise NotFitsError(
+            f"{path}: truncated or damaged FITS file ({st.st_size - last.end} bytes after "
+            f"the last complete HDU, {last.name or last.index})"
+        )
     return FitsLayout(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, hdus=tuple(hdus))
 
 

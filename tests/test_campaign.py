@@ -1,0 +1,207 @@
+"""Campaigns: shared combined backgrounds, resume, failure isolation, interrupts, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import daskbkg
+import daskbkg.kernels as kernels
+from daskbkg.campaign import Campaign, items_from_inputs
+from daskbkg.cli import main
+from daskbkg.datasets import make_dataset
+from daskbkg.runner import RunSettings
+from tests.helpers import hashes, listing
+
+
+def folder_hashes(folder) -> dict[str, str]:
+    """SHA-256 of every file directly in ``folder``."""
+    return hashes(sorted(p for p in Path(folder).iterdir() if p.is_file()))
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    """Three targets sharing four backgrounds, one association."""
+    return make_dataset(tmp_path / "in", n_targets=3, n_backgrounds=4, frame_shape=(48, 40),
+                        seed=3)
+
+
+def _settings(tmp_path, **kw):
+    return RunSettings(output_dir=tmp_path / "out", save_combined=True, **kw)
+
+
+@pytest.fixture()
+def kernel_calls(monkeypatch):
+    """Count combine-kernel calls (one per tile computed)."""
+    calls = {"n": 0}
+    lock = threading.Lock()
+    original = kernels.combine_tile
+
+    def counting(*args, **kwargs):
+        with lock:
+            calls["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "combine_tile", counting)
+    return calls
+
+
+def test_shared_background_computed_once(dataset, tmp_path, kernel_calls):
+    """Three targets with the same backgrounds and window: one combination per tile."""
+    settings = _settings(tmp_path, chunks=(16, -1))
+    report = Campaign.from_inputs([str(dataset.asn)], settings).run()
+    assert [o.state for o in report.outcomes] == ["done"] * 3
+    assert len({o.combined_key for o in report.outcomes}) == 1
+    assert kernel_calls["n"] == 3  # 48 rows in 16-row tiles, computed once for 3 products
+    # Each product equals an independent single-target computation.
+    for target, outcome in zip(dataset.targets, report.outcomes):
+        expected = daskbkg.subtract_background(target, dataset.backgrounds).compute()
+        with fits.open(outcome.outputs[0]) as hdul:
+            assert np.array_equal(hdul["SCI"].data, expected.sci, equal_nan=True)
+            assert np.array_equal(hdul["DQ"].data, expected.dq)
+
+
+def test_resume_skips_complete_products(dataset, tmp_path, kernel_calls):
+    """A rerun does nothing; a changed input or a lost output is redone alone."""
+    settings = _settings(tmp_path)
+    Campaign.from_inputs([str(dataset.asn)], settings).run()
+    before = folder_hashes(settings.output_dir)
+    first = kernel_calls["n"]
+    report = Campaign.from_inputs([str(dataset.asn)], settings).run()
+    assert [o.state for o in report.outcomes] == ["skipped"] * 3
+    assert all(o.reason == "already complete (resume)" for o in report.outcomes)
+    assert kernel_calls["n"] == first and folder_hashes(settings.output_dir) == before
+    # Lose one output, touch another product's target: exactly those two are redone.
+    lost = report.outcomes[0].outputs[0]
+    lost.unlink()
+    stat = os.stat(dataset.targets[2])
+    os.utime(dataset.targets[2], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    report = Campaign.from_inputs([str(dataset.asn)], settings).run()
+    assert [o.state for o in report.outcomes] == ["done", "skipped", "done"]
+    assert folder_hashes(settings.output_dir) == before  # same inputs' bits, same outputs
+
+
+def test_no_resume_redoes_everything(dataset, tmp_path):
+    settings = _settings(tmp_path)
+    Campaign.from_inputs([str(dataset.asn)], settings).run()
+    report = Campaign.from_inputs([str(dataset.asn)], settings, resume=False).run()
+    assert [o.state for o in report.outcomes] == ["done"] * 3
+
+
+def test_corrupt_input_fails_alone(dataset, tmp_path):
+    """A truncated target fails with its reason; the other products are written."""
+    bad = Path(dataset.targets[1])
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2 + 1000])  # cut inside an HDU
+    settings = _settings(tmp_path)
+    report_path = tmp_path / "report.json"
+    inputs_before = folder_hashes(dataset.outdir)
+    report = Campaign.from_inputs([str(dataset.asn)], settings).run(report_path=report_path)
+    states = [o.state for o in report.outcomes]
+    assert sorted(states) == ["done", "done", "failed"]
+    failed = next(o for o in report.outcomes if o.state == "failed")
+    assert "truncated" in failed.reason and bad.name in failed.reason and failed.code == 2
+    saved = json.loads(report_path.read_text())
+    assert saved["counts"] == {"done": 2, "failed": 1}
+    assert folder_hashes(dataset.outdir) == inputs_before
+    assert not any(".tmp" in name for name in listing(settings.output_dir))
+
+
+def test_failure_during_compute_isolated(dataset, tmp_path, monkeypatch):
+    """A read error inside one product's tasks: the group is retried product by product."""
+    from daskbkg.io import fitsarray
+
+    bad_path = str(Path(dataset.targets[0]).resolve())
+    original = fitsarray.FitsArray.read_into
+
+    def flaky(self, slices, out):
+        if self.path == bad_path:
+            raise OSError(f"{bad_path}: simulated read error")
+        return original(self, slices, out)
+
+    monkeypatch.setattr(fitsarray.FitsArray, "read_into", flaky)
+    report = Campaign.from_inputs([str(dataset.asn)], _settings(tmp_path)).run()
+    assert [o.state for o in report.outcomes] == ["failed", "done", "done"]
+    assert "simulated read error" in report.outcomes[0].reason
+    assert not any(".tmp" in name for name in listing(tmp_path / "out"))
+
+
+def test_interrupt_leaves_no_partial_output_and_resume_finishes(tmp_path, monkeypatch):
+    """Ctrl-C during the second group: first group kept, nothing partial, rerun completes."""
+    from daskbkg import campaign as campaign_module
+
+    data_a = make_dataset(tmp_path / "a", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=1)
+    data_b = make_dataset(tmp_path / "b", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=2,
+                          prefix="jw05678")
+    settings = _settings(tmp_path)
+    inputs = [str(data_a.asn), str(data_b.asn)]
+    original = campaign_module.Campaign._write_group
+    calls = {"n": 0}
+
+    def interrupted(self, group, compute_kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, group, compute_kwargs)
+
+    monkeypatch.setattr(campaign_module.Campaign, "_write_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Campaign.from_inputs(inputs, settings).run()
+    done_first = listing(settings.output_dir)
+    assert len(done_first) == 4 and not any(".tmp" in n for n in done_first)
+    monkeypatch.setattr(campaign_module.Campaign, "_write_group", original)
+    report = Campaign.from_inputs(inputs, settings).run()
+    assert sorted(o.state for o in report.outcomes) == ["done", "done", "skipped", "skipped"]
+    assert len(listing(settings.output_dir)) == 8
+
+
+def test_items_from_inputs_globs_and_list_files(tmp_path, dataset):
+    listfile = tmp_path / "inputs.txt"
+    listfile.write_text(f"# campaign\n{dataset.asn}\n")
+    items = items_from_inputs([f"@{listfile}"])
+    assert [i.name for i in items] == [p.name.rsplit("_rate", 1)[0] for p in dataset.targets]
+    globbed = items_from_inputs([str(Path(dataset.outdir) / "jw*001001_*_rate.fits")],
+                                backgrounds=[str(b) for b in dataset.backgrounds])
+    assert len(globbed) == 3 and all(len(i.backgrounds) == 4 for i in globbed)
+    missing = items_from_inputs([str(tmp_path / "nothing*.json")])
+    assert missing[0].error and "no file matches" in missing[0].error
+
+
+def test_cli_campaign_report_and_summary(dataset, tmp_path, capsys):
+    """Several inputs in one CLI run: summary table, JSON report, exit code 0."""
+    other = make_dataset(tmp_path / "in2", n_targets=1, n_backgrounds=2, frame_shape=(32, 32),
+                         seed=9, prefix="jw05678")
+    report = tmp_path / "report.json"
+    code = main(["run", str(dataset.asn), str(other.asn), "--output-dir", str(tmp_path / "out"),
+                 "--report", str(report)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "4 products: 4 done" in out
+    saved = json.loads(report.read_text())
+    assert [p["state"] for p in saved["products"]] == ["done"] * 4
+    # Rerun: everything already complete.
+    assert main(["run", str(dataset.asn), str(other.asn), "--output-dir",
+                 str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["run", str(dataset.asn), "--output-dir", str(tmp_path / "out"),
+                 "--report", str(report)]) == 0
+    assert {p["state"] for p in json.loads(report.read_text())["products"]} == {"skipped"}
+
+
+def test_markers_require_matching_parameters(dataset, tmp_path):
+    """Changing sigma invalidates the completion markers."""
+    settings = _settings(tmp_path)
+    Campaign.from_inputs([str(dataset.asn)], settings).run()
+    changed = RunSettings(output_dir=settings.output_dir, save_combined=True,
+                          params=daskbkg.ClipParams(sigma=2.5))
+    report = Campaign.from_inputs([str(dataset.asn)], changed).run()
+    assert [o.state for o in report.outcomes] == ["done"] * 3
+    shutil.rmtree(settings.output_dir / ".daskbkg")
+    report = Campaign.from_inputs([str(dataset.asn)], changed).run()
+    assert [o.state for o in report.outcomes] == ["done"] * 3
