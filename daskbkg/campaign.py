@@ -46,6 +46,7 @@ class CampaignItem:
     root: str | None = None
     sep: str = "_"
     error: str | None = None
+    sourcecat: Path | None = None
 
 
 def items_from_inputs(inputs: Sequence[str], backgrounds: Sequence[str] = ()) -> list[CampaignItem]:
@@ -76,7 +77,8 @@ def items_from_inputs(inputs: Sequence[str], backgrounds: Sequence[str] = ()) ->
         if is_association(entry):
             for prod in read_association(entry):
                 items.append(CampaignItem(prod.name, prod.science, prod.backgrounds,
-                                          root=prod.name, error=prod.error))
+                                          root=prod.name, error=prod.error,
+                                          sourcecat=prod.sourcecat))
             continue
         items.append(CampaignItem(Path(entry).name, Path(entry), tuple(Path(b) for b in backgrounds)))
     return items
@@ -188,7 +190,11 @@ class Campaign:
 
         s = self.settings
         files = [_identity(item.target)] + [_identity(b) for b in item.backgrounds]
-        return tokenize(files, s.params, s.compat, s.fmt, s.suffix, s.save_combined, item.root)
+        wfss = [_identity(p) if p is not None and Path(p).exists() else str(p)
+                for p in (s.wfss.bkg_ref, s.wfss.wavelengthrange, s.wfss.source_mask,
+                          s.wfss.source_boxes, item.sourcecat or s.wfss.source_catalog)]
+        return tokenize(files, wfss, s.wfss.params, s.params, s.compat, s.fmt, s.suffix,
+                        s.save_combined, item.root)
 
     def _marker(self, main: Path) -> Path:
         return self.settings.output_dir / _MARKER_DIR / f"{main.name}.json"
@@ -238,7 +244,7 @@ class Campaign:
                                            reason="already complete (resume)"))
                     continue
                 result, main, comb = plan_target(item.target, item.backgrounds, self.settings,
-                                                 root=root, sep=sep)
+                                                 root=root, sep=sep, sourcecat=item.sourcecat)
             except _PRODUCT_ERRORS as exc:
                 if self.raise_errors:
                     raise
@@ -269,6 +275,14 @@ class Campaign:
         for p, js in zip(group, jobs):
             outputs = written[position:position + len(js)]
             position += len(js)
+            if self.settings.wfss.save_boxes and p.result.product.info.get("wfss_boxes"):
+                from .wfss import save_wfss_boxes
+
+                boxes = save_wfss_boxes(p.result.product, self.settings.output_dir,
+                                        root=p.main.name.rsplit("_" + self.settings.suffix, 1)[0],
+                                        overwrite=True)
+                if boxes is not None:
+                    outputs.append(boxes)
             self._mark_done(p, outputs)
             state = "skipped" if p.result.status == "SKIPPED" else "done"
             reason = "; ".join(p.result.product.notes) or None if state == "skipped" else None

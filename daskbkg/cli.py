@@ -25,7 +25,12 @@ _COMPAT_FLAGS = {
     "clip_all_rejected": ("keep", "reject"),
     "no_valid_background": ("zero", "nan"),
     "empty_bkg_list": ("nan", "skip"),
+    "wfss_pixel_test": ("jwst-1.13", "jwst-1.12", "fixed", "jwst-3.0"),
+    "wfss_nan_mag": ("exclude", "include"),
+    "wfss_subarray": ("error", "cut"),
+    "wfss_sci_nan": ("keep", "exclude"),
 }
+_COMPAT_SWITCHES = ("propagate_err", "record_scale_factor", "save_wfss_mask")
 
 
 def _flag(name: str) -> list[str]:
@@ -69,6 +74,34 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                        help=f"compatibility switch (default {choices[0]}); see README")
     p.add_argument(*_flag("propagate_err"), action="store_true", default=None,
                    help="write sqrt(ERR^2 + ERR_bk^2) as output ERR (not reference behaviour)")
+    p.add_argument(*_flag("record_scale_factor"), action="store_true", default=None,
+                   help="WFSS: write the scale factor as BKGD_SCL in the output header")
+    p.add_argument(*_flag("save_wfss_mask"), action="store_true", default=None,
+                   help="WFSS: append the background mask as a MASK extension")
+    w = p.add_argument_group("WFSS (NRC_WFSS / NIS_WFSS targets)")
+    w.add_argument(*_flag("wfss_bkg_ref"), type=Path, default=None, metavar="REF.fits",
+                   help="background reference image (WFSSBKG: SCI, DQ, DQ_DEF)")
+    w.add_argument("--wavelengthrange", type=Path, default=None, metavar="WR.asdf",
+                   help="WAVELENGTHRANGE reference file (default: R_WAVRAN next to the target)")
+    w.add_argument(*_flag("source_catalog"), type=Path, default=None, metavar="CAT.ecsv",
+                   help="source catalog (default: SCATFILE; an ASN sourcecat member wins)")
+    w.add_argument(*_flag("source_mask"), type=Path, default=None, metavar="MASK.fits",
+                   help="user background mask (MASK extension, nonzero = background) "
+                        "instead of catalog boxes")
+    w.add_argument(*_flag("source_boxes"), type=Path, default=None, metavar="BOXES.ecsv",
+                   help="user box table (label, order, xmin, xmax, ymin, ymax; ECSV or JSON)")
+    w.add_argument(*_flag("wfss_method"), choices=("robust-mean", "weighted"), default=None,
+                   help="scaling estimator (default robust-mean, the reference's)")
+    w.add_argument(*_flag("wfss_mmag_extract"), type=float, default=None,
+                   help="faintest catalog magnitude used for source boxes (strict <)")
+    w.add_argument(*_flag("wfss_maxiter"), type=int, default=5,
+                   help="weighted method: outlier-rejection passes (default 5)")
+    w.add_argument(*_flag("wfss_rms_stop"), type=float, default=0.0,
+                   help="weighted method: percent RMS-improvement stop, 0 = off (default)")
+    w.add_argument(*_flag("wfss_outlier_percent"), type=float, default=1.0,
+                   help="weighted method: percentile clipped at each end per pass (default 1)")
+    w.add_argument(*_flag("save_wfss_boxes"), action="store_true",
+                   help="also write <root>_wfssboxes.ecsv with the source boxes used")
     p.add_argument(*_flag("no_resume"), action="store_true",
                    help="redo products whose outputs are already complete (default: skip them)")
     p.add_argument("--report", default=None,
@@ -124,9 +157,20 @@ def settings_from_args(args: argparse.Namespace):
     from .plan import parse_chunks, parse_memory
     from .runner import RunSettings
 
+    from .runner import WfssSettings
+    from .wfss import WfssParams
+
     compat = make_compat(args.compat, **{k: getattr(args, k) for k in _COMPAT_FLAGS},
-                         propagate_err=args.propagate_err)
-    return RunSettings(
+                         **{k: getattr(args, k) for k in _COMPAT_SWITCHES})
+    wfss = WfssSettings(
+        bkg_ref=args.wfss_bkg_ref, wavelengthrange=args.wavelengthrange,
+        source_catalog=args.source_catalog, source_mask=args.source_mask,
+        source_boxes=args.source_boxes, save_boxes=args.save_wfss_boxes,
+        params=WfssParams(method=args.wfss_method, mmag_extract=args.wfss_mmag_extract,
+                          maxiter=args.wfss_maxiter, rms_stop=args.wfss_rms_stop,
+                          outlier_percent=args.wfss_outlier_percent),
+    )
+    return RunSettings(wfss=wfss, 
         output_dir=args.output_dir, params=ClipParams(sigma=args.sigma, maxiters=args.maxiters),
         compat=compat, save_combined=args.save_combined_background, fmt=args.format,
         suffix=args.suffix, chunks=parse_chunks(args.chunks),
@@ -155,7 +199,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.bkg and all(i.lower().endswith(".json") for i in args.inputs):
         log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
-    if not args.bkg and not any(i.lower().endswith(".json") or i.startswith("@") for i in args.inputs):
+    if (not args.bkg and args.wfss_bkg_ref is None
+            and not any(i.lower().endswith(".json") or i.startswith("@") for i in args.inputs)):
         hint = ("" if settings.compat.empty_bkg_list == "skip"
                 else " (use --empty-bkg-list skip to skip instead)")
         log.warning("no background given: as in the reference, the output SCI is all NaN%s", hint)

@@ -19,9 +19,26 @@ from .options import ClipParams, ReferenceCompat
 from .result import BackgroundResult
 from .subtract import build_product
 
-__all__ = ["RunSettings", "Outcome", "plan_target", "run_target", "run_association"]
+__all__ = ["RunSettings", "WfssSettings", "Outcome", "plan_target", "run_target", "run_association"]
 
 log = logging.getLogger("daskbkg")
+
+
+@dataclass(frozen=True)
+class WfssSettings:
+    """Inputs and parameters of the WFSS path (see :func:`daskbkg.wfss.build_wfss_product`).
+
+    Relative paths are used as given; an association's ``sourcecat`` member overrides
+    ``source_catalog`` for its product.
+    """
+
+    bkg_ref: Path | None = None
+    wavelengthrange: Path | None = None
+    source_catalog: Path | None = None
+    source_mask: Path | None = None
+    source_boxes: Path | None = None
+    params: Any = None  # daskbkg.wfss.WfssParams; None = defaults
+    save_boxes: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class RunSettings:
     chunks: tuple[int, int] | None = None
     memory_limit: int | None = None
     shards: bool = False
+    wfss: WfssSettings = WfssSettings()
 
 
 @dataclass
@@ -65,18 +83,49 @@ def _paths(settings: RunSettings, root: str, sep: str) -> tuple[Path, Path | Non
 
 
 def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
-                root: str | None = None, sep: str = "_") -> tuple[BackgroundResult, Path, Path | None]:
-    """Open inputs and build the lazy result and output paths of one target."""
+                root: str | None = None, sep: str = "_",
+                sourcecat: Any = None) -> tuple[BackgroundResult, Path, Path | None]:
+    """Open inputs and build the lazy result and output paths of one target.
+
+    WFSS targets (``NRC_WFSS``, ``NIS_WFSS``) take the scaled-reference path and ignore
+    ``backgrounds``; every other target takes the imaging path.
+    """
     exposure = read_exposure(target)
     if root is None:
         root, sep = split_root(exposure.path)
-    # Backgrounds stay paths: build_product opens and checks them one by one, in order.
-    product = build_product(exposure, list(backgrounds), settings.params, settings.compat,
-                            chunks=settings.chunks, memory_limit=settings.memory_limit)
+    product = _wfss_product(exposure, backgrounds, settings, sourcecat)
+    if product is None:
+        # Backgrounds stay paths: build_product opens and checks them one by one, in order.
+        product = build_product(exposure, list(backgrounds), settings.params, settings.compat,
+                                chunks=settings.chunks, memory_limit=settings.memory_limit)
     main, comb = _paths(settings, root, sep)
     if product.combined is None:
         comb = None
     return BackgroundResult(product), main, comb
+
+
+def _wfss_product(exposure, backgrounds, settings: RunSettings, sourcecat):
+    """The WFSS product of ``exposure``, or None when it is not a WFSS target."""
+    from .wfss import WfssParams, build_wfss_product, is_wfss_target
+    from .wfss.errors import WfssParameterValueError
+
+    if not is_wfss_target(exposure, settings.compat):
+        return None
+    wfss = settings.wfss
+    if wfss.bkg_ref is None:
+        raise WfssParameterValueError(
+            f"{exposure.path}: WFSS target (EXP_TYPE {exposure.meta.exp_type}) needs a "
+            "background reference image (--wfss-bkg-ref REF.fits)"
+        )
+    if backgrounds:
+        log.warning("%s: WFSS target: the background exposures are ignored (as in the "
+                    "reference)", exposure.path)
+    return build_wfss_product(
+        exposure, bkg_ref=wfss.bkg_ref, wavelengthrange=wfss.wavelengthrange,
+        source_catalog=sourcecat or wfss.source_catalog, source_mask=wfss.source_mask,
+        source_boxes=wfss.source_boxes, params=wfss.params or WfssParams(),
+        compat=settings.compat, chunks=settings.chunks,
+    )
 
 
 def _prepare_dir(settings: RunSettings) -> None:

@@ -13,11 +13,22 @@ __all__ = ["provenance_history", "product_hdus", "combined_hdus", "apply_primary
 _OUTPUT_KINDS = {"SCI": "float32", "ERR": "float32", "DQ": "uint32", "NBKG": "int32"}
 
 
-def provenance_history(params: Any, compat: Any, what: str) -> list[str]:
-    """HISTORY lines recording the daskbkg version and every non-default option."""
+def provenance_history(params: Any, compat: Any, what: str, info: dict | None = None) -> list[str]:
+    """HISTORY lines recording the daskbkg version and every non-default option.
+
+    For WFSS products (``info`` holding ``wfss_parameters``) the WFSS parameters and the
+    scale factor are recorded instead of the clip parameters.
+    """
     lines = [f"daskbkg {__version__}: {what}"]
-    opts = [f"sigma={params.sigma!r}", f"maxiters={params.maxiters!r}"]
-    lines.append("daskbkg parameters: " + " ".join(opts))
+    wfss = (info or {}).get("wfss_parameters")
+    if wfss:
+        lines.append("daskbkg WFSS parameters: "
+                     + " ".join(f"{k}={v!r}" for k, v in wfss.items()))
+        if info.get("scale_factor") is not None:
+            lines.append(f"daskbkg WFSS scale factor: {info['scale_factor']!r}")
+    else:
+        opts = [f"sigma={params.sigma!r}", f"maxiters={params.maxiters!r}"]
+        lines.append("daskbkg parameters: " + " ".join(opts))
     extra = compat.non_defaults()
     if extra:
         lines.append("daskbkg non-default options: " + " ".join(f"{k}={v!r}" for k, v in extra.items()))
@@ -39,7 +50,7 @@ def product_hdus(product: Any) -> list:
     """HDU plan of the main product: the target's HDUs with SCI/DQ (and ERR) replaced."""
     layout = product.target.layout
     history = provenance_history(product.params, product.compat,
-                                 f"background step {product.status}")
+                                 f"background step {product.status}", product.info)
     replaced = {}
     if product.status == "COMPLETE":
         replaced = {"SCI": product.sci, "DQ": product.dq}

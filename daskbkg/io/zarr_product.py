@@ -27,7 +27,8 @@ def product_group(product: Any, path, *, shards: bool = False):
     import numpy as np
 
     layout = product.target.layout
-    history = provenance_history(product.params, product.compat, f"background step {product.status}")
+    history = provenance_history(product.params, product.compat,
+                                 f"background step {product.status}", product.info)
     outputs = {"SCI": product.sci, "ERR": product.err, "DQ": product.dq}
     arrays, headers = [], []
     for hdu in layout.hdus:
