@@ -153,7 +153,7 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
             raise GeometryError(
                 f"{layout.path}: {name} shape {arrays[name].shape} differs from SCI shape {shape}"
             )
-    meta = ExposureMeta.from_header(layout.primary_header)
+    meta = ExposureMeta.from_header(layout.primary_keywords)
     if len(shape) == 3 and meta.nints is not None and meta.nints != shape[0]:
         warnings.warn(
             f"{layout.path}: NINTS={meta.nints} but the SCI cube has {shape[0]} integrations; "

@@ -223,7 +223,8 @@ class FitsArray:
         for axis in range(len(self.shape) - 2, -1, -1):
             strides[axis] = strides[axis + 1] * self.shape[axis + 1]
         run = out_shape[split] * strides[split]
-        fd = _cached_fd(self.path, self.size, self.mtime_ns)
+        remote = "://" in self.path
+        fd = None if remote else _cached_fd(self.path, self.size, self.mtime_ns)
         flat = raw.reshape(-1).view(np.uint8)
         lead_shape = out_shape[:split]
         pos = 0
@@ -231,7 +232,12 @@ class FitsArray:
             offset = self.data_offset + slices[split].start * strides[split]
             for axis, i in enumerate(index):
                 offset += (slices[axis].start + i) * strides[axis]
-            _pread_into(fd, flat[pos : pos + run], offset, self.path)
+            if remote:
+                from .source import read_range
+
+                flat[pos : pos + run] = np.frombuffer(read_range(self.path, offset, run), np.uint8)
+            else:
+                _pread_into(fd, flat[pos : pos + run], offset, self.path)
             pos += run
         return raw
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import InputFileNotFoundError, NotFitsError
 from .fitsarray import FitsArray
+from .headerscan import walk_hdus
 
 __all__ = ["HduInfo", "FitsLayout", "scan_fits"]
 
@@ -30,13 +31,15 @@ class HduInfo:
     ver : int
         EXTVER (1 when absent).
     is_image : bool
-        The HDU is an image (primary or IMAGE extension, possibly compressed).
+        The HDU is an image (primary or IMAGE extension, possibly tile-compressed).
     header_offset, data_offset, data_span : int
         Byte offsets of header and data and the padded size of the data.
     shape : tuple of int
         Image shape in NumPy order (empty for tables and data-less HDUs).
-    header : astropy.io.fits.Header
-        The parsed header (the image header for compressed HDUs).
+    keywords : dict
+        Value of the first card of each keyword (fast access, no astropy).
+    raw_header : bytes
+        The header blocks as stored.
     """
 
     index: int
@@ -47,13 +50,23 @@ class HduInfo:
     data_offset: int
     data_span: int
     shape: tuple[int, ...]
-    header: object
+    keywords: dict = field(repr=False)
+    raw_header: bytes = field(repr=False)
     compressed: bool = False
 
     @property
     def end(self) -> int:
         """Byte offset just past the padded data of this HDU."""
         return self.data_offset + self.data_span
+
+    @functools.cached_property
+    def header(self):
+        """The full header as an astropy ``Header`` (parsed on first use)."""
+        from astropy.io import fits
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fits.Header.fromstring(self.raw_header.decode("ascii", "replace"))
 
 
 @dataclass(frozen=True)
@@ -75,18 +88,23 @@ class FitsLayout:
 
     @property
     def primary_header(self):
-        """Header of the PRIMARY HDU."""
+        """Header of the PRIMARY HDU (astropy ``Header``, parsed on first use)."""
         return self.hdus[0].header
+
+    @property
+    def primary_keywords(self) -> dict:
+        """Keywords of the PRIMARY HDU (first value of each), without astropy."""
+        return self.hdus[0].keywords
 
     def array(self, name: str, ver: int = 1) -> FitsArray:
         """Lazy array over image extension ``name``; KeyError if it is absent."""
         hdu = self.find(name, ver)
         if hdu is None or not hdu.is_image or not hdu.shape:
             raise KeyError(name)
-        header = hdu.header
-        bitpix = int(header["BITPIX"])
-        bzero = float(header.get("BZERO", 0) or 0)
-        bscale = float(header.get("BSCALE", 1) or 1)
+        kw = hdu.keywords
+        bitpix = int(kw.get("ZBITPIX" if hdu.compressed else "BITPIX", -32))
+        bzero = float(kw.get("BZERO", 0) or 0)
+        bscale = float(kw.get("BSCALE", 1) or 1)
         bzero_flip = bitpix == 32 and bzero == 2**31 and bscale == 1
         plain = bzero == 0 and bscale == 1
         direct = not hdu.compressed and (plain or bzero_flip) and bitpix in _BITPIX_DTYPES
@@ -113,10 +131,13 @@ class FitsLayout:
 def scan_fits(path: str | os.PathLike) -> FitsLayout:
     """Read every header of a FITS file and record where each HDU's data lives.
 
+    Only header blocks are read (pixel data are skipped), with positional reads for
+    local files and byte-range requests for fsspec URLs.
+
     Parameters
     ----------
     path : str or path-like
-        Local FITS file.
+        Local FITS file or fsspec URL.
 
     Returns
     -------
@@ -129,73 +150,66 @@ def scan_fits(path: str | os.PathLike) -> FitsLayout:
     NotFitsError
         The file is not FITS, cannot be parsed, or is shorter than its headers announce.
     """
-    from astropy.io import fits
+    from .source import is_url, read_range, stat_input
 
-    path = str(Path(path).resolve())
-    if not os.path.exists(path):
+    st = stat_input(path)
+    path = st.path
+    if not st.exists:
         raise InputFileNotFoundError(f"{path}: file not found")
-    if os.path.isdir(path):
+    if st.is_dir:
         raise NotFitsError(f"{path}: is a directory, not a FITS file")
-    st = os.stat(path)
+    if is_url(path):
+        def read(offset: int, n: int) -> bytes:
+            return read_range(path, offset, min(n, max(st.size - offset, 0)))
+    else:
+        fd = os.open(path, os.O_RDONLY)
+
+        def read(offset: int, n: int) -> bytes:
+            return os.pread(fd, n, offset)
     hdus = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with fits.open(path, memmap=False, lazy_load_hdus=False, ignore_missing_simple=False) as hdul:
-                for index, hdu in enumerate(hdul):
-                    info = hdul.fileinfo(index)
-                    compressed = isinstance(hdu, fits.CompImageHDU)
-                    is_image = isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU)) or compressed
-                    header = hdu.header.copy()
-                    naxis = int(header.get("NAXIS", 0))
-                    shape = (
-                        tuple(int(header[f"NAXIS{i}"]) for i in range(naxis, 0, -1))
-                        if is_image and naxis
-                        else ()
-                    )
-                    name = "PRIMARY" if index == 0 else str(header.get("EXTNAME", "")).upper()
-                    hdus.append(
-                        HduInfo(
-                            index=index,
-                            name=name,
-                            ver=int(header.get("EXTVER", 1) or 1),
-                            is_image=is_image,
-                            header_offset=int(info["hdrLoc"]),
-                            data_offset=int(info["datLoc"]),
-                            data_span=int(info["datSpan"]),
-                            shape=shape,
-                            header=header,
-                            compressed=compressed,
-                        )
-                    )
-    except OSError as exc:
+        for index, raw in enumerate(walk_hdus(read, st.size)):
+            hdus.append(_hdu_info(index, raw))
+    except (ValueError, UnicodeError) as exc:
         raise NotFitsError(f"{path}: not a readable FITS file ({exc})") from None
-    except Exception as exc:  # astropy raises assorted errors on damaged headers
-        raise NotFitsError(f"{path}: not a readable FITS file ({type(exc).__name__}: {exc})") from None
+    except OSError as exc:
+        raise NotFitsError(f"{path}: not a readable FITS file ({exc.strerror or exc})") from None
+    finally:
+        if not is_url(path):
+            os.close(fd)
     if not hdus:
-        raise NotFitsError(f"{path}: not a readable FITS file (no HDU found)")
+        raise NotFitsError(f"{path}: not a readable FITS file (empty file)")
     last = hdus[-1]
-    needed = last.data_offset + _unpadded_size(last)
-    if needed > st.st_size:
+    needed = last.data_offset + _data_bytes(last)
+    if needed > st.size:
         raise NotFitsError(
-            f"{path}: truncated FITS file ({st.st_size} bytes, the headers need {needed})"
+            f"{path}: truncated FITS file ({st.size} bytes, the headers need {needed})"
         )
-    if st.st_size != last.end:
-        # astropy stops quietly at an incomplete HDU: bytes remain that form no HDU (a
-        # complete FITS file ends exactly with the padded data of its last HDU).
+    if st.size != last.end and needed != st.size:
         raise NotFitsError(
-            f"{path}: truncated or damaged FITS file ({st.st_size - last.end} bytes after "
+            f"{path}: truncated or damaged FITS file ({st.size - last.end} bytes after "
             f"the last complete HDU, {last.name or last.index})"
         )
-    return FitsLayout(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, hdus=tuple(hdus))
+    return FitsLayout(path=path, size=st.size, mtime_ns=st.version, hdus=tuple(hdus))
 
 
-def _unpadded_size(hdu: HduInfo) -> int:
+def _hdu_info(index: int, raw) -> HduInfo:
+    kw = raw.keywords
+    compressed = bool(kw.get("ZIMAGE")) and kw.get("XTENSION") == "BINTABLE"
+    is_image = index == 0 or kw.get("XTENSION") == "IMAGE" or compressed
+    prefix = "ZNAXIS" if compressed else "NAXIS"
+    naxis = int(kw.get(prefix, 0) or 0)
+    shape = tuple(int(kw.get(f"{prefix}{i}", 0) or 0) for i in range(naxis, 0, -1))
+    name = "PRIMARY" if index == 0 else str(kw.get("EXTNAME", "") or "").upper()
+    return HduInfo(index=index, name=name, ver=int(kw.get("EXTVER", 1) or 1),
+                   is_image=is_image, header_offset=raw.header_offset,
+                   data_offset=raw.data_offset, data_span=raw.data_span,
+                   shape=shape if is_image else (), keywords=kw, raw_header=raw.raw_header,
+                   compressed=compressed)
+
+
+def _data_bytes(hdu: HduInfo) -> int:
     """Bytes of data (without the 2880-byte padding) that the header of ``hdu`` announces."""
-    header = hdu.header
-    if hdu.compressed or not hdu.is_image:
-        return 0 if hdu.data_span == 0 else min(hdu.data_span, 1)
-    n = 1
-    for size in hdu.shape:
-        n *= size
-    return n * abs(int(header.get("BITPIX", 8))) // 8 if hdu.shape else 0
+    from .headerscan import _data_size
+
+    return _data_size(hdu.keywords)
