@@ -291,7 +291,8 @@ def make_dataset(outdir: os.PathLike | str, *, instrument: str = "NIRCAM",
                  n_backgrounds: int = 3, rateints: bool = False, nints: int = 3,
                  frame_shape: tuple[int, int] | None = None, target_subarray: Any = None,
                  seed: int = 0, n_targets: int = 1, write_asn: bool = True,
-                 prefix: str = "jw01234", overwrite: bool = False) -> Dataset:
+                 prefix: str = "jw01234", overwrite: bool = False,
+                 var_arrays: bool = True) -> Dataset:
     """Write a small, realistic background-subtraction dataset.
 
     Targets come from observation 001 (exposures 00001, 00002, ...) and backgrounds from
@@ -324,6 +325,8 @@ def make_dataset(outdir: os.PathLike | str, *, instrument: str = "NIRCAM",
         ``jw`` plus the 5-digit program number.
     overwrite : bool
         Replace existing files instead of raising :class:`FileExistsError`.
+    var_arrays : bool
+        Write the VAR_POISSON/VAR_RNOISE/VAR_FLAT extensions (smaller files without).
 
     Returns
     -------
@@ -354,7 +357,8 @@ def make_dataset(outdir: os.PathLike | str, *, instrument: str = "NIRCAM",
             hot_value=100 * level, origin=origin, detector_shape=frame)
         extra = {"SUBARRAY": sub, **_mjd_keywords(mjd, 300 * (nints if rateints else 1))}
         return write_exposure(outdir / fname, sci, err, dq, instrument=instrument,
-                              substrt=origin, extra_primary=extra, overwrite=overwrite)
+                              substrt=origin, extra_primary=extra, overwrite=overwrite,
+                              var_arrays=var_arrays)
 
     tshape = (window[3], window[2])
     targets = tuple(

@@ -1,0 +1,176 @@
+"""Benchmark daskbkg against the I/O floor and a reference-style baseline, in one run.
+
+Usage::
+
+    python -m benchmarks.run                 # the full table (needs ~60 GB of disk)
+    python -m benchmarks.run --quick         # small configurations only
+    python -m benchmarks.run --only rate32 --repeat 3
+
+For every configuration the script generates data with ``daskbkg.datasets``, then runs
+each contender as a separate process (so interpreter start and imports count) and
+reports wall time and the peak RSS of the child process:
+
+* ``daskbkg`` — the real CLI (``daskbkg run ... --no-resume``), warm numba cache, and once
+  with an empty cache (cold);
+* ``floor`` — interpreter start + imports + reading every input tile once with the same
+  reader + writing the outputs, with no computation;
+* ``baseline`` — what the reference step does: whole stack loaded, astropy
+  ``sigma_clip(axis=0)``, masked mean, quadrature error sum, subtraction, FITS output.
+
+Ratios (daskbkg / floor, baseline / daskbkg) are measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark configuration."""
+
+    name: str
+    n_backgrounds: int
+    rateints: bool = False
+    nints: int = 1
+    n_targets: int = 1
+    frame: tuple[int, int] = (2048, 2048)
+
+
+CONFIGS = [
+    Config("rate4", 4), Config("rate8", 8), Config("rate16", 16), Config("rate32", 32),
+    Config("rate64", 64),
+    Config("rateints2", 2, True, 10), Config("rateints4", 4, True, 10),
+    Config("rateints8", 8, True, 10),
+    Config("campaign20", 8, n_targets=20),
+]
+QUICK = [Config("q-rate8", 8, frame=(512, 512)), Config("q-rateints4", 4, True, 5, frame=(512, 512)),
+         Config("q-campaign5", 4, n_targets=5, frame=(512, 512))]
+
+
+def _run(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run a child process; return (wall seconds, peak RSS in MiB of that child)."""
+    with tempfile.TemporaryFile() as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"{argv[:4]} failed:\n{log.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def _dataset(cfg: Config, root: Path):
+    from daskbkg.datasets import make_dataset
+
+    folder = root / cfg.name
+    stamp = folder / "done.json"
+    if stamp.exists():
+        return json.loads(stamp.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    data = make_dataset(folder, n_backgrounds=cfg.n_backgrounds, rateints=cfg.rateints,
+                        nints=cfg.nints, n_targets=cfg.n_targets, frame_shape=cfg.frame,
+                        seed=7, var_arrays=False, write_asn=True)
+    info = {"targets": [str(p) for p in data.targets],
+            "backgrounds": [str(p) for p in data.backgrounds], "asn": str(data.asn)}
+    stamp.write_text(json.dumps(info))
+    return info
+
+
+def _cat(paths: list[str]) -> None:
+    """Bring files into the page cache (all contenders then read from memory)."""
+    for p in paths:
+        with open(p, "rb") as f:
+            while f.read(64 * 2**20):
+                pass
+
+
+def measure(cfg: Config, root: Path, repeat: int) -> dict:
+    """Time every contender on one configuration; best wall of ``repeat`` runs."""
+    info = _dataset(cfg, root)
+    _cat(info["targets"] + info["backgrounds"])
+    out = root / "out" / cfg.name
+    py = sys.executable
+    if cfg.n_targets > 1:
+        daskbkg_cmd = [py, "-m", "daskbkg.cli", "run", info["asn"], "--no-resume", "--quiet",
+                       "--output-dir", str(out)]
+        floor_args = ["--asn", info["asn"]]
+    else:
+        daskbkg_cmd = [py, "-m", "daskbkg.cli", "run", info["targets"][0], "--bkg",
+                       *info["backgrounds"], "--no-resume", "--quiet", "--output-dir", str(out)]
+        floor_args = [info["targets"][0], *info["backgrounds"]]
+    floor_cmd = [py, str(HERE / "floor.py"), "--output-dir", str(out / "floor"), *floor_args]
+    base_cmd = [py, str(HERE / "baseline.py"), "--output-dir", str(out / "baseline"), *floor_args]
+    cache = Path(tempfile.mkdtemp(prefix="numba-cold-"))
+    row: dict = {"config": cfg.name}
+    env_warm = {"NUMBA_CACHE_DIR": str(root / "numba-cache")}
+    _run(daskbkg_cmd, env_warm)  # populate the warm cache
+    best = lambda cmd, env=None: min((_run(cmd, env) for _ in range(repeat)), key=lambda r: r[0])  # noqa: E731
+    row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd, env_warm)
+    row["cold_s"], _ = _run(daskbkg_cmd, {"NUMBA_CACHE_DIR": str(cache)})
+    shutil.rmtree(cache, ignore_errors=True)
+    row["floor_s"], row["floor_mib"] = best(floor_cmd)
+    row["baseline_s"], row["baseline_mib"] = _run(base_cmd)
+    row["vs_floor"] = row["daskbkg_s"] / row["floor_s"]
+    row["speedup"] = row["baseline_s"] / row["daskbkg_s"]
+    return row
+
+
+def _table(rows: list[dict]) -> str:
+    head = ("| config | daskbkg warm s | cold s | floor s | ×floor | baseline s | speedup "
+            "| daskbkg MiB | floor MiB | baseline MiB |\n|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['cold_s']:.2f} | {r['floor_s']:.2f} "
+            f"| {r['vs_floor']:.2f} | {r['baseline_s']:.2f} | {r['speedup']:.1f}× "
+            f"| {r['daskbkg_mib']:.0f} | {r['floor_mib']:.0f} | {r['baseline_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small configurations only")
+    parser.add_argument("--only", nargs="*", help="configuration names to run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per contender (best kept)")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "daskbkg-bench",
+                        help="folder for generated data (reused between runs)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+    configs = QUICK if args.quick else CONFIGS
+    if args.only:
+        configs = [c for c in CONFIGS + QUICK if c.name in args.only]
+    args.data.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for cfg in configs:
+        rows.append(measure(cfg, args.data, args.repeat))
+        print(_table(rows[-1:]).splitlines()[-1], flush=True)
+    table = _table(rows)
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"Python {platform.python_version()}, {datetime.date.today().isoformat()}")
+    print(f"\n{machine}\n{table}")
+    if args.results:
+        with open(args.results, "a") as f:
+            f.write(f"\n### {machine}\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
