@@ -6,7 +6,7 @@ import os
 from typing import Any, Sequence
 
 from .combine import CombinedBackground, build_combined_background
-from .io.exposure import Exposure, as_exposure
+from .io.exposure import Exposure
 from .options import ClipParams, ReferenceCompat, make_compat
 from .plan import parse_chunks, parse_memory
 from .result import BackgroundResult
@@ -45,6 +45,7 @@ def subtract_background(
     compat: str | ReferenceCompat | None = None,
     chunks: Any = None,
     memory_limit: Any = None,
+    strict: bool = False,
     **options: Any,
 ) -> BackgroundResult:
     """Background-subtract one target exposure (imaging and non-WFSS spectroscopy).
@@ -70,6 +71,12 @@ def subtract_background(
         Tile shape ``ROWS`` or ``ROWS,COLS``; default: row strips sized by the budget.
     memory_limit : int or str, optional
         Working-set budget for tiles in flight (e.g. ``"512MB"``).
+    strict : bool, optional
+        Every input is checked before the graph is built (:mod:`daskbkg.validate`).
+        Inputs the reference accepts but that look wrong (a background that does not
+        overlap, SUBSIZE disagreeing with the array, duplicated backgrounds, ...) are
+        logged as warnings and give the reference's result; ``strict=True`` raises for
+        them instead.
     **options
         Individual compatibility switches (``subarray_placement="aligned"``,
         ``rateints_empty_lane="nan"``, ...; see :class:`daskbkg.ReferenceCompat`).
@@ -78,10 +85,21 @@ def subtract_background(
     -------
     BackgroundResult
         Lazy result; call ``.compute()``, ``.to_fits(path)`` or ``.to_zarr(path)``.
+
+    Raises
+    ------
+    daskbkg.errors.DaskbkgError
+        A one-line explanation (file and reason) of the first unusable input; the
+        exception is also an instance of the built-in type the reference raises.
     """
+    from .validate import enforce, prepare_inputs, validate_params
+
+    enforce(validate_params(sigma, maxiters, chunks=chunks, memory_limit=memory_limit), strict)
     params = ClipParams(sigma=sigma, maxiters=maxiters)
+    compat_obj = _compat(compat, options)
+    exposure, bkgs = prepare_inputs(target, _exposures(backgrounds), compat_obj, strict=strict)
     product = build_product(
-        as_exposure(target), _exposures(backgrounds), params, _compat(compat, options),
+        exposure, bkgs, params, compat_obj,
         chunks=parse_chunks(chunks), memory_limit=parse_memory(memory_limit),
     )
     return BackgroundResult(product)
@@ -96,6 +114,7 @@ def combine_backgrounds(
     compat: str | ReferenceCompat | None = None,
     chunks: Any = None,
     memory_limit: Any = None,
+    strict: bool = False,
     **options: Any,
 ) -> CombinedBackground:
     """Combine background exposures into one lazy background image.
@@ -104,7 +123,7 @@ def combine_backgrounds(
     ----------
     backgrounds : sequence of path or Exposure
         Background exposures, in summation order (at least one).
-    sigma, maxiters, compat, chunks, memory_limit, **options
+    sigma, maxiters, compat, chunks, memory_limit, strict, **options
         As for :func:`subtract_background`.
     target : path or Exposure, optional
         Exposure whose window, shape and mode (rate/rateints) the combination follows;
@@ -116,13 +135,16 @@ def combine_backgrounds(
         Lazy ``sci``, ``err``, ``dq`` and ``nbkg`` arrays.
     """
     from .errors import InputError
+    from .validate import enforce, prepare_inputs, validate_params
 
     exposures = _exposures(backgrounds)
     if target is None and not exposures:
         raise InputError("combine_backgrounds needs at least one background or a target")
-    reference = as_exposure(target if target is not None else exposures[0])
+    enforce(validate_params(sigma, maxiters, chunks=chunks, memory_limit=memory_limit), strict)
+    params = ClipParams(sigma=sigma, maxiters=maxiters)
+    compat_obj = _compat(compat, options)
+    reference, bkgs = prepare_inputs(target, exposures, compat_obj, strict=strict, combine=True)
     return build_combined_background(
-        reference, exposures, ClipParams(sigma=sigma, maxiters=maxiters),
-        _compat(compat, options), chunks=parse_chunks(chunks),
-        memory_limit=parse_memory(memory_limit),
+        reference if reference is not None else bkgs[0], bkgs, params, compat_obj,
+        chunks=parse_chunks(chunks), memory_limit=parse_memory(memory_limit),
     )

@@ -106,6 +106,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="redo products whose outputs are already complete (default: skip them)")
     p.add_argument("--report", default=None,
                    help="write a JSON report of every product's outcome to this file")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse inputs the reference accepts but that look wrong (duplicated "
+                        "backgrounds, no overlap, NINTS mismatch, ...; see README)")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors (no progress)")
     p.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -158,7 +161,11 @@ def settings_from_args(args: argparse.Namespace):
     from .runner import RunSettings
 
     from .runner import WfssSettings
+    from .validate import enforce, validate_params
     from .wfss import WfssParams
+
+    enforce(validate_params(args.sigma, args.maxiters, chunks=args.chunks,
+                            memory_limit=args.memory_limit, fmt=args.format), args.strict)
 
     compat = make_compat(args.compat, **{k: getattr(args, k) for k in _COMPAT_FLAGS},
                          **{k: getattr(args, k) for k in _COMPAT_SWITCHES})
@@ -170,7 +177,7 @@ def settings_from_args(args: argparse.Namespace):
                           maxiter=args.wfss_maxiter, rms_stop=args.wfss_rms_stop,
                           outlier_percent=args.wfss_outlier_percent),
     )
-    return RunSettings(wfss=wfss, 
+    return RunSettings(wfss=wfss, strict=args.strict, 
         output_dir=args.output_dir, params=ClipParams(sigma=args.sigma, maxiters=args.maxiters),
         compat=compat, save_combined=args.save_combined_background, fmt=args.format,
         suffix=args.suffix, chunks=parse_chunks(args.chunks),

@@ -22,6 +22,8 @@ __all__ = [
     "ParameterTypeError",
     "DataTypeError",
     "InconsistentInputError",
+    "MissingKeywordError",
+    "MissingTiltError",
     "OutputError",
     "DiskFullError",
     "exit_code_for",
@@ -86,6 +88,14 @@ class InconsistentInputError(InputError, ValueError):
     background lists, the target listed as its own background, NINTS disagreeing with the
     cube, backgrounds from another instrument, detector or filter.
     """
+
+
+class MissingKeywordError(InputError, AttributeError):
+    """Window keywords and INSTRUME are both missing (the reference: AttributeError)."""
+
+
+class MissingTiltError(InputError, TypeError):
+    """A NIRSpec exposure lacks GWA_XTIL/GWA_YTIL (the reference: TypeError)."""
 
 
 class OutputError(DaskbkgError, OSError):

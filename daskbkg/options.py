@@ -7,8 +7,12 @@ its flags onto them once (:func:`daskbkg.options.make_compat`).
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from .errors import ParameterError, ParameterTypeError
 
 __all__ = ["ClipParams", "ReferenceCompat", "make_compat", "normalize_maxiters", "UNLIMITED"]
 
@@ -30,12 +34,20 @@ def normalize_maxiters(maxiters: int | None) -> int:
     -------
     int
         ``UNLIMITED`` (-1) or a positive pass limit.
+
+    Raises
+    ------
+    ParameterTypeError (a TypeError and ValueError)
+        ``maxiters`` is not an integer (``2.5``, ``"3"``, ``True``, NaN, inf).
     """
-    if maxiters is None or maxiters == 0 or maxiters == -1:
+    if maxiters is None:
         return UNLIMITED
-    if isinstance(maxiters, bool) or int(maxiters) != maxiters:
-        raise TypeError(f"maxiters must be an integer or None, not {maxiters!r}")
+    if (isinstance(maxiters, bool) or not isinstance(maxiters, numbers.Real)
+            or not float(maxiters).is_integer()):
+        raise ParameterTypeError(f"maxiters must be an integer or None, not {maxiters!r}")
     maxiters = int(maxiters)
+    if maxiters in (0, -1):
+        return UNLIMITED
     return maxiters if maxiters > 0 else 1
 
 
@@ -46,7 +58,9 @@ class ClipParams:
     Parameters
     ----------
     sigma : float
-        Clip threshold in standard deviations, used on both sides (default 3.0).
+        Clip threshold in standard deviations, used on both sides (default 3.0). Must be
+        positive and finite (:class:`~daskbkg.errors.ParameterError` otherwise); the
+        kernels themselves also accept 0.
     maxiters : int or None
         Maximum number of clipping passes; ``None`` (default) iterates until converged.
         See :func:`normalize_maxiters` for the exact rules.
@@ -56,9 +70,11 @@ class ClipParams:
     maxiters: int | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.sigma, bool) or not isinstance(self.sigma, numbers.Real):
+            raise ParameterTypeError(f"sigma must be a number, not {self.sigma!r}")
         sigma = float(self.sigma)
-        if sigma != sigma:
-            raise ValueError("sigma must be a number, not NaN")
+        if not math.isfinite(sigma) or sigma <= 0:
+            raise ParameterError(f"sigma must be a positive finite number, not {self.sigma!r}")
         object.__setattr__(self, "sigma", sigma)
         normalize_maxiters(self.maxiters)  # validates the type
 

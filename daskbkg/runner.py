@@ -55,6 +55,7 @@ class RunSettings:
     memory_limit: int | None = None
     shards: bool = False
     wfss: WfssSettings = WfssSettings()
+    strict: bool = False
 
 
 @dataclass
@@ -95,7 +96,11 @@ def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
         root, sep = split_root(exposure.path)
     product = _wfss_product(exposure, backgrounds, settings, sourcecat)
     if product is None:
-        # Backgrounds stay paths: build_product opens and checks them one by one, in order.
+        from .validate import prepare_inputs
+
+        # Every input checked (reference order) before any graph exists.
+        exposure, backgrounds = prepare_inputs(exposure, list(backgrounds), settings.compat,
+                                               strict=settings.strict)
         product = build_product(exposure, list(backgrounds), settings.params, settings.compat,
                                 chunks=settings.chunks, memory_limit=settings.memory_limit)
     main, comb = _paths(settings, root, sep)

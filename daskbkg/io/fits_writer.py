@@ -9,6 +9,7 @@ only when complete; on any failure the temporary file is removed.
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "image_header", "temp_path_for", "RegionWriter"]
+__all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
+           "disk_full_error"]
 
 BLOCK = 2880
 _ENCODINGS = {"float32": (-32, ">f4"), "uint32": (32, ">u4"), "int32": (32, ">i4"),
@@ -36,56 +38,42 @@ class CopiedHdu:
     header_offset: int
     data_offset: int
     data_span: int
-    header: Any = None  # astropy Header to write instead of the original header bytes
+    header: Any = None  # raw bytes (or astropy Header) to write instead of the original
 
 
 @dataclass(frozen=True)
 class ArrayHdu:
     """An image HDU whose data come from a (lazy) array."""
 
-    header: Any  # astropy Header with correct BITPIX/NAXISn (see image_header)
+    header: Any  # raw header bytes (or astropy Header) matching the data
     data: Any  # dask or NumPy array; None for a header-only HDU
     kind: str  # "float32", "uint32" (stored with BZERO 2**31), "int32", "float64"
-
-
-def image_header(base: Any, shape: Sequence[int], kind: str, extname: str | None = None,
-                 primary: bool = False):
-    """Return a header for an image of ``shape`` and ``kind``, keeping ``base``'s cards.
-
-    The structural keywords (BITPIX, NAXIS*, BZERO/BSCALE) are rewritten to match the
-    data that will be stored; every other card of ``base`` is kept in order.
-    """
-    from astropy.io import fits
-
-    bitpix, _ = _ENCODINGS[kind]
-    card0 = ("SIMPLE", True) if primary else ("XTENSION", "IMAGE")
-    cards = [card0, ("BITPIX", bitpix), ("NAXIS", len(shape))]
-    cards += [(f"NAXIS{i + 1}", int(n)) for i, n in enumerate(reversed(tuple(shape)))]
-    if primary:
-        cards.append(("EXTEND", True))
-    else:
-        cards += [("PCOUNT", 0), ("GCOUNT", 1)]
-    header = fits.Header(cards)
-    structural = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTEND",
-                  "BZERO", "BSCALE"}
-    if base is not None:
-        for card in base.cards:
-            key = card.keyword
-            if key in structural or (key.startswith("NAXIS") and key[5:].isdigit()):
-                continue
-            header.append(card, end=True)
-    if kind == "uint32":
-        header.set("BSCALE", 1, after=f"NAXIS{len(shape)}" if primary else "GCOUNT")
-        header.set("BZERO", 2**31, after="BSCALE")
-    if extname is not None:
-        header["EXTNAME"] = extname
-    return header
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:
     """Hidden temporary name next to ``path`` (same folder, hence same filesystem)."""
     path = Path(path)
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+#: errno values meaning "no space left" (full disk or exhausted quota).
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def disk_full_error(exc: BaseException, path: str | os.PathLike):
+    """Return a :class:`~daskbkg.errors.DiskFullError` naming ``path`` for ENOSPC/EDQUOT.
+
+    Returns None for any other exception (the caller re-raises it unchanged).
+    """
+    from ..errors import DiskFullError
+
+    if (not isinstance(exc, OSError) or isinstance(exc, DiskFullError)
+            or exc.errno not in _DISK_FULL):
+        return None
+    err = DiskFullError(f"{path}: disk full while writing ({os.strerror(exc.errno)}); "
+                        "no partial output was kept")
+    err.errno = exc.errno
+    return err
 
 
 @dataclass(frozen=True)
@@ -96,6 +84,7 @@ class RegionWriter:
     data_offset: int
     shape: tuple[int, ...]
     kind: str
+    final_path: str | None = None  # name reported if the disk fills up (default: path)
 
     @property
     def dtype(self):
@@ -135,8 +124,20 @@ class RegionWriter:
                 done = 0
                 while done < len(view):
                     done += os.pwrite(fd, view[done:], offset + done)
+        except OSError as exc:
+            full = disk_full_error(exc, self.final_path or self.path)
+            if full is None:
+                raise
+            raise full from exc
         finally:
             os.close(fd)
+
+
+def _header_bytes(header: Any) -> bytes:
+    """Raw header bytes (given as bytes, or as an astropy Header to serialise)."""
+    if isinstance(header, (bytes, bytearray)):
+        return bytes(header)
+    return header.tostring().encode("ascii")
 
 
 def _copy_bytes(src, dst, offset: int, size: int) -> None:
@@ -178,10 +179,10 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
                         if hdu.header is None:
                             _copy_bytes(src, out, hdu.header_offset, hdu.data_offset - hdu.header_offset)
                         else:
-                            out.write(hdu.header.tostring().encode("ascii"))
+                            out.write(_header_bytes(hdu.header))
                         _copy_bytes(src, out, hdu.data_offset, hdu.data_span)
                     continue
-                out.write(hdu.header.tostring().encode("ascii"))
+                out.write(_header_bytes(hdu.header))
                 if hdu.data is None:
                     continue
                 shape = tuple(hdu.data.shape)
@@ -189,18 +190,29 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
                 start = out.tell()
                 out.truncate(start + _padded(nbytes))
                 out.seek(start + _padded(nbytes))
-                pending.append((hdu.data, RegionWriter(str(tmp), start, shape, hdu.kind)))
-    except BaseException:
+                pending.append((hdu.data, RegionWriter(str(tmp), start, shape, hdu.kind,
+                                                       final_path=str(path))))
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        full = disk_full_error(exc, path)
+        if full is not None:
+            raise full from exc
         raise
 
     def finalize() -> Path:
-        fd = os.open(tmp, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            full = disk_full_error(exc, path)
+            if full is None:
+                raise
+            tmp.unlink(missing_ok=True)
+            raise full from exc
         return path
 
     def abort() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from .fits_writer import ArrayHdu, CopiedHdu, image_header
+from .cards import edit_cards, format_card, join_cards, split_cards, structural_cards
+from .fits_writer import _ENCODINGS, ArrayHdu, CopiedHdu
 
-__all__ = ["provenance_history", "product_hdus", "combined_hdus", "apply_primary_updates"]
+__all__ = ["provenance_history", "product_hdus", "combined_hdus", "primary_header_bytes",
+           "image_header"]
 
 #: Array extensions written from the lazy product, with their storage kinds.
 _OUTPUT_KINDS = {"SCI": "float32", "ERR": "float32", "DQ": "uint32", "NBKG": "int32"}
@@ -35,15 +37,47 @@ def provenance_history(params: Any, compat: Any, what: str, info: dict | None = 
     return lines
 
 
-def apply_primary_updates(header: Any, updates: dict, history: list[str]) -> Any:
-    """Copy ``header`` and set keywords, ``DBKG_VER`` and HISTORY cards."""
-    header = header.copy()
-    for key, value in updates.items():
-        header[key] = value
-    header["DBKG_VER"] = (__version__, "daskbkg version that wrote this file")
-    for line in history:
-        header.add_history(line)
-    return header
+def primary_header_bytes(raw: bytes, updates: dict, history: list[str]) -> bytes:
+    """``raw`` (a PRIMARY header) with keywords set, ``DBKG_VER`` and HISTORY cards added.
+
+    Every other card stays byte-identical.
+    """
+    updates = {**updates, "DBKG_VER": (__version__, "daskbkg version that wrote this file")}
+    return join_cards(edit_cards(split_cards(raw), updates, history))
+
+
+_STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "EXTEND",
+               "BZERO", "BSCALE"}
+
+
+def image_header(base: Any, shape, kind: str, extname: str | None = None,
+                 primary: bool = False) -> bytes:
+    """Raw header of an image HDU of ``shape`` and storage ``kind``.
+
+    ``base`` is an :class:`~daskbkg.io.layout.HduInfo` whose cards are kept (or None). If
+    its structural keywords already describe the data (the usual case: the target's own
+    SCI or DQ), its header is returned byte for byte.
+    """
+    bitpix = _ENCODINGS[kind][0]
+    if base is not None:
+        kw = base.keywords
+        scaled = kind == "uint32"
+        same = (kw.get("BITPIX") == bitpix and tuple(base.shape) == tuple(shape)
+                and not base.compressed
+                and (kw.get("BZERO", 0) or 0) == (2**31 if scaled else 0)
+                and (kw.get("BSCALE", 1) or 1) == 1)
+        if same and extname is None:
+            return base.raw_header
+    cards = structural_cards(tuple(shape), bitpix, primary=primary)
+    if kind == "uint32":
+        cards += [format_card("BSCALE", 1), format_card("BZERO", 2**31)]
+    if base is not None:
+        cards += [c for c in split_cards(base.raw_header)
+                  if c[:8].rstrip() not in _STRUCTURAL
+                  and not (c.startswith("NAXIS") and c[5:8].strip().isdigit())]
+    if extname is not None:
+        cards = edit_cards(cards, {"EXTNAME": (extname, "extension name")})
+    return join_cards(cards)
 
 
 def product_hdus(product: Any) -> list:
@@ -59,13 +93,13 @@ def product_hdus(product: Any) -> list:
     plan = []
     for hdu in layout.hdus:
         if hdu.index == 0:
-            header = apply_primary_updates(hdu.header, product.primary_updates, history)
+            header = primary_header_bytes(hdu.raw_header, product.primary_updates, history)
             plan.append(CopiedHdu(layout.path, hdu.header_offset, hdu.data_offset,
                                   hdu.data_span, header=header))
         elif hdu.ver == 1 and hdu.name in replaced:
             data = replaced[hdu.name]
             kind = _OUTPUT_KINDS[hdu.name]
-            plan.append(ArrayHdu(image_header(hdu.header, data.shape, kind), data, kind))
+            plan.append(ArrayHdu(image_header(hdu, data.shape, kind), data, kind))
         else:
             plan.append(CopiedHdu(layout.path, hdu.header_offset, hdu.data_offset, hdu.data_span))
     for name, data, kind in product.extra_arrays:
@@ -78,9 +112,8 @@ def combined_hdus(combined: Any, primary_cards: dict | None = None) -> list:
     history = provenance_history(combined.params, combined.compat, "combined background")
     history.append(f"daskbkg backgrounds ({len(combined.backgrounds)}): "
                    + ", ".join(b.name for b in combined.backgrounds))
-    primary = image_header(None, (), "float32", primary=True)
-    primary["BITPIX"] = 8
-    primary = apply_primary_updates(primary, primary_cards or {}, history)
+    primary = join_cards(structural_cards((), 8, primary=True))
+    primary = primary_header_bytes(primary, primary_cards or {}, history)
     plan: list = [ArrayHdu(primary, None, "float32")]
     arrays = combined.arrays
     for name in ("SCI", "DQ", "ERR", "NBKG"):
@@ -88,6 +121,7 @@ def combined_hdus(combined: Any, primary_cards: dict | None = None) -> list:
         kind = _OUTPUT_KINDS[name]
         header = image_header(None, data.shape, kind, extname=name)
         if name == "NBKG":
-            header["COMMENT"] = "number of background values kept by the sigma clip"
+            header = join_cards(edit_cards(split_cards(header), {}, ())
+                                + ["COMMENT number of background values kept by the sigma clip"])
         plan.append(ArrayHdu(header, data, kind))
     return plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._version import __version__
-from .products import apply_primary_updates, provenance_history
+from .products import primary_header_bytes, provenance_history
 from .zarr_writer import ZarrArraySpec, header_cards, write_zarr_group
 
 __all__ = ["product_group", "combined_group"]
@@ -34,7 +34,10 @@ def product_group(product: Any, path, *, shards: bool = False):
     for hdu in layout.hdus:
         header = hdu.header
         if hdu.index == 0:
-            header = apply_primary_updates(header, product.primary_updates, history)
+            from astropy.io import fits
+
+            header = fits.Header.fromstring(primary_header_bytes(
+                hdu.raw_header, product.primary_updates, history).decode("ascii"))
         headers.append({"name": hdu.name, "ver": hdu.ver, "cards": header_cards(header)})
         if hdu.index == 0:
             continue

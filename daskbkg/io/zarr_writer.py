@@ -44,6 +44,28 @@ def header_cards(header: Any) -> list[list]:
     return [[c.keyword, _jsonable(c.value), c.comment] for c in header.cards]
 
 
+class _DiskFullGuard:
+    """Store target that reports ENOSPC/EDQUOT from zarr as a DiskFullError naming ``path``."""
+
+    def __init__(self, array: Any, path: str):
+        self.array = array
+        self.path = path
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = len(array.shape)
+
+    def __setitem__(self, key, value) -> None:
+        from .fits_writer import disk_full_error
+
+        try:
+            self.array[key] = value
+        except OSError as exc:
+            full = disk_full_error(exc, self.path)
+            if full is None:
+                raise
+            raise full from exc
+
+
 class ZarrArraySpec:
     """One array to write: name, data (dask or NumPy) and optional attributes."""
 
@@ -103,9 +125,14 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
                 assert all(all(n == s for n in c[:-1]) and c[-1] <= s
                            for c, s in zip(data.chunks, kwargs["shards"])), "dask chunks must equal shards"
             target.attrs.update(spec.attrs)
-            pending.append((data, target))
-    except BaseException:
+            pending.append((data, _DiskFullGuard(target, str(path))))
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from .fits_writer import disk_full_error
+
+        full = disk_full_error(exc, path)
+        if full is not None:
+            raise full from exc
         raise
 
     def finalize() -> Path:
