@@ -80,18 +80,26 @@ def items_from_inputs(inputs: Sequence[str], backgrounds: Sequence[str] = ()) ->
                                           root=prod.name, error=prod.error,
                                           sourcecat=prod.sourcecat))
             continue
-        items.append(CampaignItem(Path(entry).name, Path(entry), tuple(Path(b) for b in backgrounds)))
+        items.append(CampaignItem(os.path.basename(entry), _as_input(entry),
+                                  tuple(_as_input(b) for b in backgrounds)))
     return items
 
 
-def _identity(path: Path) -> list:
-    from .errors import InputFileNotFoundError
+def _as_input(path: Any) -> Path | str:
+    """Local inputs as Paths, URLs as strings (a Path would mangle ``s3://``)."""
+    from .io.source import is_url
 
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputFileNotFoundError(f"{Path(path).resolve()}: file not found") from None
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+    return os.fspath(path) if is_url(path) else Path(path)
+
+
+def _identity(path: Any) -> list:
+    from .errors import InputFileNotFoundError
+    from .io.source import stat_input
+
+    st = stat_input(path)
+    if not st.exists:
+        raise InputFileNotFoundError(f"{st.path}: file not found")
+    return [st.path, st.size, st.version]
 
 
 @dataclass
@@ -196,28 +204,30 @@ class Campaign:
         return tokenize(files, wfss, s.wfss.params, s.params, s.compat, s.fmt, s.suffix,
                         s.save_combined, item.root)
 
-    def _marker(self, main: Path) -> Path:
-        return self.settings.output_dir / _MARKER_DIR / f"{main.name}.json"
+    def _marker(self, main: Any):
+        from .io.source import join
 
-    def _is_complete(self, main: Path, key: str) -> bool:
-        marker = self._marker(main)
+        return join(join(self.settings.output_dir, _MARKER_DIR),
+                    f"{os.path.basename(os.fspath(main))}.json")
+
+    def _is_complete(self, main: Any, key: str) -> bool:
+        from .io.source import read_text, total_size
+
         try:
-            record = json.loads(marker.read_text())
+            record = json.loads(read_text(self._marker(main)))
         except (OSError, ValueError):
             return False
         if record.get("key") != key:
             return False
-        return all(Path(o["path"]).exists() and _size(Path(o["path"])) == o["size"]
-                   for o in record.get("outputs", []))
+        return all(total_size(o["path"]) == o["size"] for o in record.get("outputs", []))
 
-    def _mark_done(self, planned: _Planned, outputs: list[Path]) -> None:
-        marker = self._marker(planned.main)
-        marker.parent.mkdir(exist_ok=True)
+    def _mark_done(self, planned: _Planned, outputs: list) -> None:
+        from .io.source import join, makedirs, total_size, write_text
+
+        makedirs(join(self.settings.output_dir, _MARKER_DIR))
         record = {"key": planned.key, "product": planned.item.name,
-                  "outputs": [{"path": str(p), "size": _size(p)} for p in outputs]}
-        tmp = marker.with_name(f".{marker.name}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, marker)
+                  "outputs": [{"path": os.fspath(p), "size": total_size(p)} for p in outputs]}
+        write_text(self._marker(planned.main), json.dumps(record))
 
     # -- planning --------------------------------------------------------------------
     def plan(self) -> tuple[list[_Planned], list[Outcome]]:
@@ -279,7 +289,8 @@ class Campaign:
                 from .wfss import save_wfss_boxes
 
                 boxes = save_wfss_boxes(p.result.product, self.settings.output_dir,
-                                        root=p.main.name.rsplit("_" + self.settings.suffix, 1)[0],
+                                        root=os.path.basename(os.fspath(p.main)).rsplit(
+                                            "_" + self.settings.suffix, 1)[0],
                                         overwrite=True)
                 if boxes is not None:
                     outputs.append(boxes)
@@ -309,7 +320,9 @@ class Campaign:
         """Plan and write every product; return (and optionally save) the report."""
         compute_kwargs = compute_kwargs or {}
         start = time.perf_counter()
-        self.settings.output_dir.mkdir(parents=True, exist_ok=True)
+        from .io.source import makedirs
+
+        makedirs(self.settings.output_dir)
         todo, outcomes = self.plan()
         groups: dict[str, list[_Planned]] = {}
         for p in todo:
@@ -345,12 +358,6 @@ class Campaign:
 def _combined_key(result: Any) -> str | None:
     comb = result.combined_background
     return comb.key if comb is not None else None
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size
 
 
 def _failed(name: str, exc: BaseException) -> Outcome:

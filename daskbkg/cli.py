@@ -40,6 +40,12 @@ def _flag(name: str) -> list[str]:
     return [kebab] if kebab == snake else [kebab, snake]
 
 
+def _output_location(text: str):
+    from .io.source import is_url
+
+    return text if is_url(text) else Path(text)
+
+
 def _maxiters(text: str):
     if text.lower() == "none":
         return None
@@ -47,8 +53,9 @@ def _maxiters(text: str):
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(*_flag("output_dir"), "-o", default=".", type=Path,
-                   help="folder for the outputs (created if missing; default: current folder)")
+    p.add_argument(*_flag("output_dir"), "-o", default=".", type=_output_location,
+                   help="folder for the outputs (created if missing; default: current folder); "
+                        "an fsspec URL such as s3://bucket/prefix with --format zarr")
     p.add_argument("--sigma", type=float, default=3.0,
                    help="sigma-clip threshold for combining backgrounds (default 3.0)")
     p.add_argument("--maxiters", type=_maxiters, default=None,
@@ -162,7 +169,6 @@ def settings_from_args(args: argparse.Namespace):
 
     from .runner import WfssSettings
     from .validate import enforce, validate_params
-    from .wfss import WfssParams
 
     enforce(validate_params(args.sigma, args.maxiters, chunks=args.chunks,
                             memory_limit=args.memory_limit, fmt=args.format), args.strict)
@@ -173,9 +179,9 @@ def settings_from_args(args: argparse.Namespace):
         bkg_ref=args.wfss_bkg_ref, wavelengthrange=args.wavelengthrange,
         source_catalog=args.source_catalog, source_mask=args.source_mask,
         source_boxes=args.source_boxes, save_boxes=args.save_wfss_boxes,
-        params=WfssParams(method=args.wfss_method, mmag_extract=args.wfss_mmag_extract,
-                          maxiter=args.wfss_maxiter, rms_stop=args.wfss_rms_stop,
-                          outlier_percent=args.wfss_outlier_percent),
+        params=dict(method=args.wfss_method, mmag_extract=args.wfss_mmag_extract,
+                    maxiter=args.wfss_maxiter, rms_stop=args.wfss_rms_stop,
+                    outlier_percent=args.wfss_outlier_percent),
     )
     return RunSettings(wfss=wfss, strict=args.strict, 
         output_dir=args.output_dir, params=ClipParams(sigma=args.sigma, maxiters=args.maxiters),
@@ -218,7 +224,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with use_scheduler(args.scheduler) as compute_kwargs:
         if not args.quiet and not isinstance(compute_kwargs["scheduler"], str):
             print(f"dask dashboard: {compute_kwargs['scheduler'].dashboard_link}", file=sys.stderr)
-        settings.output_dir.mkdir(parents=True, exist_ok=True)
+        from .runner import _prepare_dir
+
+        _prepare_dir(settings)
         report = campaign.run(compute_kwargs, report_path=report_path)
     code = _report(report.outcomes, args.quiet)
     if len(report.outcomes) > 1 and not args.quiet:

@@ -27,8 +27,14 @@ class ComputedResult:
     combined: dict[str, np.ndarray] | None
 
 
-def check_output_path(path: Path, inputs: list[str]) -> None:
+def check_output_path(path: Path | str, inputs: list[str]) -> None:
     """Refuse an output path that is one of the inputs or sits in a missing/unwritable folder."""
+    from .io.source import is_url
+
+    if is_url(path):
+        if any(os.fspath(path) == os.fspath(item) for item in inputs):
+            raise OutputError(f"{path}: output path is an input file; refusing to overwrite it")
+        return
     path = Path(path)
     resolved = path.resolve()
     for item in inputs:
@@ -158,7 +164,7 @@ class BackgroundResult:
         """Check every output path, then create the deferred writers (all or none)."""
         for path in paths:
             if path is not None:
-                check_output_path(Path(path), self._inputs())
+                check_output_path(path, self._inputs())
         jobs: list = []
         try:
             for make in makers:

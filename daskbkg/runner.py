@@ -37,7 +37,7 @@ class WfssSettings:
     source_catalog: Path | None = None
     source_mask: Path | None = None
     source_boxes: Path | None = None
-    params: Any = None  # daskbkg.wfss.WfssParams; None = defaults
+    params: dict | None = None  # keyword arguments of daskbkg.wfss.WfssParams
     save_boxes: bool = False
 
 
@@ -45,7 +45,7 @@ class WfssSettings:
 class RunSettings:
     """Everything about a run except its inputs."""
 
-    output_dir: Path = Path(".")
+    output_dir: Path | str = Path(".")  # a local folder, or an fsspec URL prefix (zarr)
     params: ClipParams = ClipParams()
     compat: ReferenceCompat = ReferenceCompat()
     save_combined: bool = False
@@ -74,12 +74,15 @@ class Outcome:
     code: int = 0
 
 
-def _paths(settings: RunSettings, root: str, sep: str) -> tuple[Path, Path | None]:
+def _paths(settings: RunSettings, root: str, sep: str):
+    """Output locations (local Paths or URL strings) of the product and combined background."""
+    from .io.source import join
+
     ext = ".zarr" if settings.fmt == "zarr" else ".fits"
-    main = settings.output_dir / output_name(root, sep, settings.suffix, ext)
+    main = join(settings.output_dir, output_name(root, sep, settings.suffix, ext))
     comb = None
     if settings.save_combined:
-        comb = settings.output_dir / output_name(root, sep, "combinedbackground", ext)
+        comb = join(settings.output_dir, output_name(root, sep, "combinedbackground", ext))
     return main, comb
 
 
@@ -111,6 +114,10 @@ def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
 
 def _wfss_product(exposure, backgrounds, settings: RunSettings, sourcecat):
     """The WFSS product of ``exposure``, or None when it is not a WFSS target."""
+    exp_type = (exposure.meta.exp_type or "").upper()
+    if not exposure.meta.is_wfss and not (exp_type == "MIR_WFSS"
+                                          and settings.compat.compat == "jwst-3.0"):
+        return None  # the imaging path never imports the WFSS package
     from .wfss import WfssParams, build_wfss_product, is_wfss_target
     from .wfss.errors import WfssParameterValueError
 
@@ -128,17 +135,23 @@ def _wfss_product(exposure, backgrounds, settings: RunSettings, sourcecat):
     return build_wfss_product(
         exposure, bkg_ref=wfss.bkg_ref, wavelengthrange=wfss.wavelengthrange,
         source_catalog=sourcecat or wfss.source_catalog, source_mask=wfss.source_mask,
-        source_boxes=wfss.source_boxes, params=wfss.params or WfssParams(),
+        source_boxes=wfss.source_boxes, params=WfssParams(**(wfss.params or {})),
         compat=settings.compat, chunks=settings.chunks,
     )
 
 
 def _prepare_dir(settings: RunSettings) -> None:
     from .errors import OutputError
+    from .io.source import is_url, makedirs
 
     out = settings.output_dir
+    if is_url(out):
+        if settings.fmt != "zarr":
+            raise OutputError(f"{out}: URL outputs need --format zarr (FITS is written locally)")
+        makedirs(out)
+        return
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out}: cannot create output directory ({exc.strerror})") from None
     if not os.access(out, os.W_OK):

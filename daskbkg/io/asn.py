@@ -37,7 +37,11 @@ def is_association(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(".json")
 
 
-def _resolve(folder: Path, expname: str) -> Path:
+def _resolve(folder: Path, expname: str) -> Path | str:
+    from .source import is_url
+
+    if is_url(expname):
+        return expname  # an fsspec URL member (s3://...) is used as given
     member = Path(expname)
     if member.is_absolute():
         log.warning("association member %s is an absolute path", expname)

@@ -1,5 +1,9 @@
 """Stream FITS files from dask arrays, atomically.
 
+The rename makes an interrupted or failed run leave no partial file. Set the environment
+variable ``DASKBKG_FSYNC=1`` to also flush each file to stable storage before the rename
+(protection against a machine crash, at the cost of waiting for the disk).
+
 The file is laid out first (headers written, data areas reserved), then every lazy array
 is stored tile by tile with positional writes (``os.pwrite``), so no array is ever held
 whole in memory and tiles may be written in any order, from threads or processes. The
@@ -17,6 +21,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from .source import open_input
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
            "disk_full_error"]
@@ -175,7 +181,7 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
         with open(tmp, "wb") as out:
             for hdu in hdus:
                 if isinstance(hdu, CopiedHdu):
-                    with open(hdu.src_path, "rb") as src:
+                    with open_input(hdu.src_path) as src:
                         if hdu.header is None:
                             _copy_bytes(src, out, hdu.header_offset, hdu.data_offset - hdu.header_offset)
                         else:
@@ -201,11 +207,12 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
 
     def finalize() -> Path:
         try:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if os.environ.get("DASKBKG_FSYNC", "0") not in ("", "0"):
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.replace(tmp, path)
         except OSError as exc:
             full = disk_full_error(exc, path)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["InputStat", "is_url", "stat_input", "read_range", "open_input"]
+__all__ = ["InputStat", "is_url", "stat_input", "read_range", "open_input", "join", "makedirs",
+           "remove_tree", "read_text", "write_text", "total_size"]
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -76,3 +78,73 @@ def open_input(path: str, mode: str = "rb"):
     import fsspec
 
     return fsspec.open(path, mode).open()
+
+
+def join(base: str | os.PathLike, name: str) -> str | Path:
+    """``base/name`` for a local folder (a Path) or a URL prefix (a string)."""
+    if is_url(base):
+        return os.fspath(base).rstrip("/") + "/" + name
+    return Path(_local(os.fspath(base))) / name
+
+
+def makedirs(base: str | os.PathLike) -> None:
+    """Create a local folder (and parents); object-store prefixes need nothing."""
+    if is_url(base):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(os.fspath(base))
+        fs.makedirs(inner, exist_ok=True)
+        return
+    Path(_local(os.fspath(base))).mkdir(parents=True, exist_ok=True)
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    """Delete a URL prefix (a partly written zarr group); missing is fine."""
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(os.fspath(path))
+    try:
+        fs.rm(inner, recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Text of a local file or URL (FileNotFoundError if absent)."""
+    with open_input(os.fspath(path), "rb") as f:
+        return f.read().decode()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a small text file: atomically (temp + rename) when local, one PUT on a store."""
+    text_path = os.fspath(path)
+    if is_url(text_path):
+        import fsspec
+
+        with fsspec.open(text_path, "wb") as f:
+            f.write(text.encode())
+        return
+    local = Path(_local(text_path))
+    tmp = local.with_name(f".{local.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, local)
+
+
+def total_size(path: str | os.PathLike) -> int | None:
+    """Size of a file, or of all files under a folder/prefix; None if it does not exist."""
+    text = os.fspath(path)
+    if is_url(text):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(text)
+        if not fs.exists(inner):
+            return None
+        if fs.isdir(inner):
+            return sum(fs.du(inner, total=False).values())
+        return int(fs.size(inner))
+    local = Path(_local(text))
+    if not local.exists():
+        return None
+    if local.is_dir():
+        return sum(f.stat().st_size for f in local.rglob("*") if f.is_file())
+    return local.stat().st_size

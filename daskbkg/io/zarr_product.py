@@ -51,7 +51,9 @@ def product_group(product: Any, path, *, shards: bool = False):
             arrays.append(ZarrArraySpec(key, da.from_array(reader, chunks=lead + chunks,
                                                            asarray=False, lock=False)))
         else:
-            with open(layout.path, "rb") as f:
+            from .source import open_input
+
+            with open_input(layout.path) as f:
                 f.seek(hdu.header_offset)
                 raw = f.read(hdu.end - hdu.header_offset)
             arrays.append(ZarrArraySpec(f"hdu_{key}", np.frombuffer(raw, dtype=np.uint8),

@@ -11,6 +11,11 @@ Layout of one product group::
 
 Zarr chunks equal the dask chunks; when shards are requested every dask chunk is exactly
 one shard (asserted), because unaligned shard writes silently lose data.
+
+Local groups are written under a temporary name and renamed into place. Object stores
+(``s3://...`` and other fsspec URLs) cannot rename, so a group is written in place and
+its attribute ``complete`` is set to true only after every array was stored; a failed
+write removes the prefix. The group attribute ``complete`` is set in both cases.
 """
 
 from __future__ import annotations
@@ -106,8 +111,16 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
     """
     import zarr
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    from .source import is_url, remove_tree
+
+    remote = is_url(path)
+    if remote:
+        # Object stores cannot rename: write in place, mark completion last (see below).
+        path = os.fspath(path)
+        tmp = path
+    else:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     pending = []
     try:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
@@ -127,7 +140,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
             target.attrs.update(spec.attrs)
             pending.append((data, _DiskFullGuard(target, str(path))))
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp) if remote else shutil.rmtree(tmp, ignore_errors=True)
         from .fits_writer import disk_full_error
 
         full = disk_full_error(exc, path)
@@ -135,7 +148,11 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
             raise full from exc
         raise
 
-    def finalize() -> Path:
+    def finalize():
+        done = zarr.open_group(str(tmp), mode="r+", zarr_format=3)
+        done.attrs["complete"] = True  # written last: readers can trust a complete group
+        if remote:
+            return path
         if path.exists():
             trash = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
             os.replace(path, trash)
@@ -146,7 +163,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
         return path
 
     def abort() -> None:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp) if remote else shutil.rmtree(tmp, ignore_errors=True)
 
     if not compute:
         return pending, finalize, abort

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._common import run_tile_kernel
 from .fast import _jit
-from .sortclip import BLOCK, block_bounds, network
+from .sortclip import BLOCK, block_bounds, kept, network
 
 __all__ = ["combine_tile_sorted"]
 
@@ -51,7 +51,7 @@ def _rate(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, pairs, np
             for b in range(m):
                 x = vals[k, b]
                 v = err[k, p0 + b]
-                keep = np.isfinite(x) and not (x < lo[b]) and not (x > hi[b])
+                keep = kept(x, lo[b], hi[b])
                 total[b] += x if keep else 0.0
                 var_total[b] += np.float64(v * v) if keep else 0.0
                 count[b] += 1 if keep else 0
@@ -86,21 +86,21 @@ def _intmeans(a, k, p0, m, square, tvals, buf, pairs, lane, sigma, pass_limit, r
                 x = x * x
             tvals[t, b] = np.float64(x)
     block_bounds(tvals, m, buf, pairs, lane, sigma, pass_limit, reject, lo, hi)
-    for b in range(m):
-        s = np.float32(0.0)
-        count = 0
-        for t in range(n_int):
+    acc = np.zeros(BLOCK, dtype=np.float32)
+    count = np.zeros(BLOCK, dtype=np.int64)
+    for t in range(n_int):  # float32 accumulation in integration order, per pixel
+        for b in range(m):
             x = a[k, t, p0 + b]
             if square:
                 x = x * x
-            xd = np.float64(x)
-            if np.isfinite(xd) and not (xd < lo[b]) and not (xd > hi[b]):
-                s = s + x
-                count += 1
-        if count == 0:
+            keep = kept(np.float64(x), lo[b], hi[b])
+            acc[b] = acc[b] + (x if keep else np.float32(0.0))
+            count[b] += 1 if keep else 0
+    for b in range(m):
+        if count[b] == 0:
             out[k, b] = np.nan if empty_nan else 0.0
         else:
-            out[k, b] = np.float64(s) / count
+            out[k, b] = np.float64(acc[b]) / count[b]
 
 
 @_jit
@@ -117,6 +117,9 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
     lo = np.empty(BLOCK, dtype=np.float64)
     hi = np.empty(BLOCK, dtype=np.float64)
     q = np.empty(BLOCK, dtype=np.uint32)
+    total = np.empty(BLOCK, dtype=np.float64)
+    var_total = np.empty(BLOCK, dtype=np.float64)
+    count = np.empty(BLOCK, dtype=np.int32)
     for p0 in range(0, n_pix, BLOCK):
         m = min(BLOCK, n_pix - p0)
         q[:m] = 0
@@ -134,18 +137,19 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
                 for b in range(m):
                     q[b] |= dq[k, t, p0 + b]
         block_bounds(d, m, buf_k, pairs_k, lane_k, sigma, pass_limit, reject, lo, hi)
-        for b in range(m):
-            total = 0.0
-            var_total = 0.0
-            count = 0
-            for k in range(n_bkg):
+        total[:] = 0.0
+        var_total[:] = 0.0
+        count[:] = 0
+        for k in range(n_bkg):  # ascending k for every pixel (spec §7)
+            for b in range(m):
                 x = d[k, b]
-                if np.isfinite(x) and not (x < lo[b]) and not (x > hi[b]):
-                    total += x
-                    var_total += e[k, b]
-                    count += 1
-            _store(p0 + b, total, var_total, count, q[b], none_nan, out_sci, out_err, out_dq,
-                   out_n)
+                keep = kept(x, lo[b], hi[b])
+                total[b] += x if keep else 0.0
+                var_total[b] += e[k, b] if keep else 0.0
+                count[b] += 1 if keep else 0
+        for b in range(m):
+            _store(p0 + b, total[b], var_total[b], count[b], q[b], none_nan, out_sci, out_err,
+                   out_dq, out_n)
 
 
 def combine_rate_blocked(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan,
