@@ -7,6 +7,10 @@ subtract_background
     ``.to_zarr()``.
 combine_backgrounds
     Lazy sigma-clipped combination of background exposures.
+subtract_wfss_background
+    WFSS: scaled background reference image over source-free pixels.
+Campaign
+    Many products in one run: shared backgrounds, resume, per-product outcomes.
 read_exposure
     Open a FITS exposure lazily.
 ClipParams, ReferenceCompat, make_compat
@@ -14,7 +18,8 @@ ClipParams, ReferenceCompat, make_compat
 """
 
 from ._version import __version__
-from .api import combine_backgrounds, subtract_background
+from .api import combine_backgrounds, subtract_background, subtract_wfss_background
+from .campaign import Campaign
 from .combine import CombinedBackground
 from .io.exposure import Exposure, read_exposure
 from .options import ClipParams, ReferenceCompat, make_compat
@@ -32,4 +37,6 @@ __all__ = [
     "make_compat",
     "read_exposure",
     "subtract_background",
+    "subtract_wfss_background",
+    "Campaign",
 ]

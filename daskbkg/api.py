@@ -1,4 +1,5 @@
-"""Public Python API: ``subtract_background`` and ``combine_backgrounds``."""
+"""Public Python API: ``subtract_background``, ``combine_backgrounds`` and
+``subtract_wfss_background``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .plan import parse_chunks, parse_memory
 from .result import BackgroundResult
 from .subtract import build_product
 
-__all__ = ["subtract_background", "combine_backgrounds"]
+__all__ = ["subtract_background", "combine_backgrounds", "subtract_wfss_background"]
 
 PathOrExposure = "str | os.PathLike | Exposure"
 
@@ -148,3 +149,64 @@ def combine_backgrounds(
         reference if reference is not None else bkgs[0], bkgs, params, compat_obj,
         chunks=parse_chunks(chunks), memory_limit=parse_memory(memory_limit),
     )
+
+
+def subtract_wfss_background(
+    target: Any,
+    bkg_ref: Any,
+    *,
+    wavelengthrange: Any = None,
+    source_catalog: Any = None,
+    source_mask: Any = None,
+    source_boxes: Any = None,
+    method: str | None = None,
+    mmag_extract: float | None = None,
+    maxiter: int = 5,
+    rms_stop: float = 0.0,
+    outlier_percent: float = 1.0,
+    compat: str | ReferenceCompat | None = None,
+    chunks: Any = None,
+    **options: Any,
+) -> BackgroundResult:
+    """Background-subtract one WFSS exposure (``NRC_WFSS``/``NIS_WFSS``) with a scaled reference.
+
+    The background reference image is scaled to the science image over source-free
+    pixels and subtracted. Source pixels come from the catalog (``SCATFILE`` or
+    ``source_catalog``) through the grism WCS stored in the target (needs the ``[wfss]``
+    extra), or from a user mask / box table. The statistics are computed when this
+    function is called; the subtraction itself stays lazy.
+
+    Parameters
+    ----------
+    target : path or Exposure
+        WFSS exposure carrying its grism WCS (the output of the pipeline's WCS assignment)
+        unless ``source_mask`` or ``source_boxes`` is given.
+    bkg_ref : path
+        Background reference image (SCI, DQ, DQ_DEF).
+    wavelengthrange, source_catalog, source_mask, source_boxes : path, optional
+        See :func:`daskbkg.wfss.build_wfss_product`.
+    method : {"robust-mean", "weighted"}, optional
+        Scaling estimator; default the reference's robust mean (``compat="jwst-3.0"``
+        selects ``weighted``).
+    mmag_extract, maxiter, rms_stop, outlier_percent
+        The reference's ``wfss_*`` step parameters.
+    compat, chunks, **options
+        As for :func:`subtract_background` (e.g. ``wfss_pixel_test="fixed"``,
+        ``record_scale_factor=True``, ``save_wfss_mask=True``).
+
+    Returns
+    -------
+    BackgroundResult
+        ``.product.info`` holds the scale factor, the means and the parameters.
+    """
+    from .io.exposure import as_exposure
+    from .wfss import WfssParams, build_wfss_product
+
+    params = WfssParams(method=method, mmag_extract=mmag_extract, maxiter=maxiter,
+                        rms_stop=rms_stop, outlier_percent=outlier_percent)
+    product = build_wfss_product(
+        as_exposure(target), bkg_ref=bkg_ref, wavelengthrange=wavelengthrange,
+        source_catalog=source_catalog, source_mask=source_mask, source_boxes=source_boxes,
+        params=params, compat=_compat(compat, options), chunks=parse_chunks(chunks),
+    )
+    return BackgroundResult(product)

@@ -13,23 +13,15 @@ from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
+from .options import COMPAT_CHOICES
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("daskbkg")
 
-_COMPAT_FLAGS = {
-    "subarray_placement": ("reference", "aligned"),
-    "rateints_geometry": ("jwst-1.13", "jwst-3.0"),
-    "rateints_empty_lane": ("zero", "nan"),
-    "clip_all_rejected": ("keep", "reject"),
-    "no_valid_background": ("zero", "nan"),
-    "empty_bkg_list": ("nan", "skip"),
-    "wfss_pixel_test": ("jwst-1.13", "jwst-1.12", "fixed", "jwst-3.0"),
-    "wfss_nan_mag": ("exclude", "include"),
-    "wfss_subarray": ("error", "cut"),
-    "wfss_sci_nan": ("keep", "exclude"),
-}
+# Compatibility options offered as --flag CHOICE (the boolean ones are plain switches).
+_COMPAT_FLAGS = {name: choices for name, choices in COMPAT_CHOICES.items()
+                 if name not in ("compat", "wfss_method") and not isinstance(choices[0], bool)}
 _COMPAT_SWITCHES = ("propagate_err", "record_scale_factor", "save_wfss_mask")
 
 

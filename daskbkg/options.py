@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from .errors import ParameterError, ParameterTypeError
 
-__all__ = ["ClipParams", "ReferenceCompat", "make_compat", "normalize_maxiters", "UNLIMITED"]
+__all__ = ["ClipParams", "ReferenceCompat", "make_compat", "normalize_maxiters", "UNLIMITED",
+           "COMPAT_CHOICES"]
 
 #: Sentinel pass limit meaning "iterate until converged".
 UNLIMITED = -1
@@ -97,7 +98,8 @@ _JWST30_VALUES: dict[str, Any] = {
     "save_wfss_mask": True,
 }
 
-_CHOICES: dict[str, tuple[Any, ...]] = {
+#: Allowed values of every compatibility option (the first is the jwst 1.13.2 default).
+COMPAT_CHOICES: dict[str, tuple[Any, ...]] = {
     "compat": ("jwst-1.13", "jwst-3.0"),
     "subarray_placement": ("reference", "aligned"),
     "rateints_geometry": ("jwst-1.13", "jwst-3.0"),
@@ -166,7 +168,7 @@ class ReferenceCompat:
     save_wfss_mask: bool = False
 
     def __post_init__(self) -> None:
-        for name, choices in _CHOICES.items():
+        for name, choices in COMPAT_CHOICES.items():
             value = getattr(self, name)
             if value not in choices or (isinstance(choices[0], bool) != isinstance(value, bool)):
                 raise ValueError(
@@ -198,12 +200,12 @@ def make_compat(compat: str = "jwst-1.13", **overrides: Any) -> ReferenceCompat:
     -------
     ReferenceCompat
     """
-    if compat not in _CHOICES["compat"]:
+    if compat not in COMPAT_CHOICES["compat"]:
         raise ValueError(f"invalid value {compat!r} for option 'compat'; choose 'jwst-1.13' or 'jwst-3.0'")
     values: dict[str, Any] = {"compat": compat}
     if compat == "jwst-3.0":
         values.update(_JWST30_VALUES)
-    unknown = set(overrides) - set(_CHOICES)
+    unknown = set(overrides) - set(COMPAT_CHOICES)
     if unknown:
         raise TypeError(f"unknown compatibility option(s): {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 
 from .geometry import Placement
-from .io.fitsarray import FitsArray, normalize_key
+from .io.fitsarray import FitsArray, LazyArrayBase, normalize_key
 
 __all__ = ["PlacedArray", "BackgroundStack"]
 
 
 @dataclass(frozen=True)
-class PlacedArray:
+class PlacedArray(LazyArrayBase):
     """One background extension placed into a target-shaped array.
 
     Parameters
@@ -44,16 +44,6 @@ class PlacedArray:
     shape: tuple[int, ...]
     fill: float
     dtype_name: str
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Dtype of the values."""
-        return np.dtype(self.dtype_name)
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
         """Read the region ``slices`` (one step-1 slice per axis)."""
@@ -103,7 +93,7 @@ class PlacedArray:
 
 
 @dataclass(frozen=True)
-class BackgroundStack:
+class BackgroundStack(LazyArrayBase):
     """Several :class:`PlacedArray` of one extension stacked on a new leading axis."""
 
     members: tuple[PlacedArray, ...]
@@ -114,16 +104,6 @@ class BackgroundStack:
     def of(cls, members: list[PlacedArray], plane_shape: tuple[int, ...], dtype: str) -> "BackgroundStack":
         """Stack ``members`` whose placed shape is ``plane_shape``."""
         return cls(members=tuple(members), shape=(len(members),) + tuple(plane_shape), dtype_name=dtype)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Dtype of the values."""
-        return np.dtype(self.dtype_name)
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, drop = normalize_key(key, self.shape)

@@ -78,3 +78,16 @@ def test_cli_wfss_missing_reference_file(scene, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nope.fits" in err and err.count("\n") == 1
+
+
+def test_api_wfss_matches_builder(scene):
+    """daskbkg.subtract_wfss_background is the public face of the WFSS builder."""
+    import daskbkg
+
+    result = daskbkg.subtract_wfss_background(scene.target, scene.reference,
+                                              source_boxes=scene.boxes, method="weighted",
+                                              record_scale_factor=True)
+    _, expected = _expected(scene, "weighted")
+    got = result.compute()
+    assert got.sci.tobytes() == expected.sci.tobytes() and got.status == "COMPLETE"
+    assert result.product.primary_updates["BKGD_SCL"] == result.product.info["scale_factor"]

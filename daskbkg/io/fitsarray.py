@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FitsArray", "normalize_key", "close_cached_files"]
+__all__ = ["FitsArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
 
 _MAX_OPEN = 128
 _lock = threading.Lock()
@@ -115,8 +115,25 @@ def normalize_key(key: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slices), tuple(drop)
 
 
+class LazyArrayBase:
+    """``dtype`` and ``ndim`` of the small picklable lazy arrays (``shape``, ``dtype_name``)."""
+
+    shape: tuple[int, ...]
+    dtype_name: str
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Dtype of the values returned by indexing."""
+        return np.dtype(self.dtype_name)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+
 @dataclass(frozen=True)
-class FitsArray:
+class FitsArray(LazyArrayBase):
     """Lazy, picklable view of one FITS image HDU.
 
     Parameters
@@ -152,16 +169,6 @@ class FitsArray:
     direct: bool
     size: int
     mtime_ns: int
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Native dtype of the values returned by indexing."""
-        return np.dtype(self.dtype_name)
-
-    @property
-    def ndim(self) -> int:
-        """Number of dimensions."""
-        return len(self.shape)
 
     @property
     def nbytes(self) -> int:
