@@ -201,6 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .campaign import Campaign
     from .scheduling import use_scheduler
 
+
     settings = settings_from_args(args)
     if args.bkg and all(i.lower().endswith(".json") for i in args.inputs):
         log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
@@ -230,7 +231,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .datasets import make_dataset
     from .runner import RunSettings, run_association
 
+    from .kernels import preload
+
     out = Path(args.output_dir)
+    preload(rateints=True)  # fills the numba cache for both modes after installation
     data = make_dataset(out / "inputs", n_targets=2, n_backgrounds=4, seed=1, overwrite=True)
     settings = RunSettings(output_dir=out / "outputs", save_combined=True)
     outcomes = run_association(data.asn, settings)

@@ -41,4 +41,20 @@ __all__ = [
     "combine_tile_fast",
     "combine_tile_reference",
     "combine_tile_sorted",
+    "preload",
 ]
+
+
+def preload(rateints: bool = False) -> None:
+    """Compile (or load from the on-disk cache) the default kernel by running it once.
+
+    Called in a background thread at the start of a CLI run, so that loading the compiled
+    code overlaps with reading headers and building the graph; and by ``daskbkg demo`` to
+    fill the numba cache after installation.
+    """
+    import numpy as np
+
+    shape = (2, 2, 1, 1) if rateints else (2, 1, 1)
+    values = np.ones(shape, dtype=np.float32)
+    combine_tile(values, values, np.zeros(shape, dtype=np.uint32), np.ones(2, dtype=bool),
+                 3.0, -1, rateints=rateints)
