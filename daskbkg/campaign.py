@@ -308,7 +308,7 @@ class Campaign:
         if not self.progress:
             return contextlib.nullcontext()
         scheduler = compute_kwargs.get("scheduler")
-        if scheduler is not None and not isinstance(scheduler, str):
+        if hasattr(scheduler, "dashboard_link"):
             return contextlib.nullcontext()  # distributed: the dashboard shows progress
         import sys
 

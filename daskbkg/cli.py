@@ -215,8 +215,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                     raise_errors=args.debug)
     report_path = Path(args.report) if args.report else None
     with use_scheduler(args.scheduler) as compute_kwargs:
-        if not args.quiet and not isinstance(compute_kwargs["scheduler"], str):
-            print(f"dask dashboard: {compute_kwargs['scheduler'].dashboard_link}", file=sys.stderr)
+        link = getattr(compute_kwargs["scheduler"], "dashboard_link", None)
+        if not args.quiet and link:
+            print(f"dask dashboard: {link}", file=sys.stderr)
         from .runner import _prepare_dir
 
         _prepare_dir(settings)

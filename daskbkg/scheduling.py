@@ -9,7 +9,7 @@ from typing import Iterator
 
 from .errors import ParameterError
 
-__all__ = ["use_scheduler", "limit_native_threads"]
+__all__ = ["use_scheduler", "limit_native_threads", "local_scheduler"]
 
 log = logging.getLogger("daskbkg")
 
@@ -20,6 +20,21 @@ def limit_native_threads() -> None:
     """Keep BLAS/OpenMP pools at one thread so dask's threads do not oversubscribe cores."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+
+
+def local_scheduler(name: str):
+    """The scheduler function of a local scheduler name.
+
+    Passing the function rather than its name spares dask a check for a distributed
+    client, which imports ``distributed`` (about a quarter of a second).
+    """
+    if name == "threads":
+        from dask.threaded import get
+    elif name == "processes":
+        from dask.multiprocessing import get
+    else:
+        from dask.local import get_sync as get
+    return get
 
 
 @contextlib.contextmanager
@@ -39,7 +54,7 @@ def use_scheduler(spec: str | None = None) -> Iterator[dict]:
     """
     limit_native_threads()
     if spec is None or spec in _LOCAL:
-        yield {"scheduler": spec or "threads"}
+        yield {"scheduler": local_scheduler(spec or "threads")}
         return
     if "://" in spec or os.path.isfile(spec):
         from distributed import Client
