@@ -1,0 +1,1 @@
+"""Benchmarks of daskbkg (run with ``python -m benchmarks.run``)."""

@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,18 +61,13 @@ QUICK = [Config("q-rate8", 8, frame=(512, 512)), Config("q-rateints4", 4, True, 
 
 
 def _run(argv: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Run a child process; return (wall seconds, peak RSS in MiB of that child)."""
-    with tempfile.TemporaryFile() as log:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            log.seek(0)
-            raise RuntimeError(f"{argv[:4]} failed:\n{log.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0
+    """Run a command through the launcher; return (wall seconds, its peak RSS in MiB)."""
+    out = subprocess.run([sys.executable, str(HERE / "_measure.py"), *argv],
+                         env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    result = json.loads(out.stdout)
+    if result["code"] != 0:
+        raise RuntimeError(f"{argv[:4]} failed:\n{result['stderr']}")
+    return result["wall"], result["maxrss_kib"] / 1024.0
 
 
 def _dataset(cfg: Config, root: Path):

@@ -1,5 +1,7 @@
-"""Public Python API: ``subtract_background``, ``combine_backgrounds`` and
-``subtract_wfss_background``."""
+"""Public Python API.
+
+``subtract_background``, ``combine_backgrounds`` and ``subtract_wfss_background``.
+"""
 
 from __future__ import annotations
 

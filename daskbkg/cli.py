@@ -157,9 +157,7 @@ def settings_from_args(args: argparse.Namespace):
     """Map parsed CLI flags onto :class:`daskbkg.runner.RunSettings` (validated)."""
     from .options import ClipParams, make_compat
     from .plan import parse_chunks, parse_memory
-    from .runner import RunSettings
-
-    from .runner import WfssSettings
+    from .runner import RunSettings, WfssSettings
     from .validate import enforce, validate_params
 
     enforce(validate_params(args.sigma, args.maxiters, chunks=args.chunks,
@@ -175,7 +173,7 @@ def settings_from_args(args: argparse.Namespace):
                     maxiter=args.wfss_maxiter, rms_stop=args.wfss_rms_stop,
                     outlier_percent=args.wfss_outlier_percent),
     )
-    return RunSettings(wfss=wfss, strict=args.strict, 
+    return RunSettings(wfss=wfss, strict=args.strict,
         output_dir=args.output_dir, params=ClipParams(sigma=args.sigma, maxiters=args.maxiters),
         compat=compat, save_combined=args.save_combined_background, fmt=args.format,
         suffix=args.suffix, chunks=parse_chunks(args.chunks),
@@ -230,9 +228,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .datasets import make_dataset
-    from .runner import RunSettings, run_association
-
     from .kernels import preload
+    from .runner import RunSettings, run_association
 
     out = Path(args.output_dir)
     preload(rateints=True)  # fills the numba cache for both modes after installation

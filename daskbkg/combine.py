@@ -64,7 +64,7 @@ class CombinedBackground:
 
 
 def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_rejected,
-                   empty_lane, no_valid):
+                   empty_lane, no_valid, scale):
     """Run the combination kernel on one tile and pack its four outputs."""
     from .kernels import combine_tile
 
@@ -72,7 +72,7 @@ def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_r
 
     out_sci, out_err, out_dq, n_good = combine_tile(
         sci, err, dq, overlaps, sigma, pass_limit, rateints=rateints,
-        all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid,
+        all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid, scale=scale,
     )
     packed = np.empty(out_sci.shape, dtype=PACKED_DTYPE)
     packed["sci"] = out_sci
@@ -191,7 +191,7 @@ def build_combined_background(
         overlaps=np.array(overlaps, dtype=bool), sigma=params.sigma,
         pass_limit=params.pass_limit, rateints=len(plane) == 3,
         all_rejected=compat.clip_all_rejected, empty_lane=compat.rateints_empty_lane,
-        no_valid=compat.no_valid_background,
+        no_valid=compat.no_valid_background, scale=compat.clip_scale,
     )
     return CombinedBackground(
         sci=packed["sci"], err=packed["err"], dq=packed["dq"], nbkg=packed["nbkg"],

@@ -105,6 +105,7 @@ COMPAT_CHOICES: dict[str, tuple[Any, ...]] = {
     "rateints_geometry": ("jwst-1.13", "jwst-3.0"),
     "rateints_empty_lane": ("zero", "nan"),
     "clip_all_rejected": ("keep", "reject"),
+    "clip_scale": ("std", "mad_std"),
     "no_valid_background": ("zero", "nan"),
     "empty_bkg_list": ("nan", "skip"),
     "propagate_err": (False, True),
@@ -140,6 +141,10 @@ class ReferenceCompat:
     clip_all_rejected : {"keep", "reject"}
         Outcome of a clip whose pass rejects every remaining value (astropy 6 keeps all,
         astropy 8 rejects all).
+    clip_scale : {"std", "mad_std"}
+        Scale of every clip: the reference's standard deviation about the mean (which
+        cannot reject a single outlier among fewer than 8 values at sigma 3), or
+        astropy's ``mad_std`` (1.4826 × median absolute deviation), which can.
     no_valid_background : {"zero", "nan"}
         Combined background where no background value survives.
     empty_bkg_list : {"nan", "skip"}
@@ -156,6 +161,7 @@ class ReferenceCompat:
     rateints_geometry: Literal["jwst-1.13", "jwst-3.0"] = "jwst-1.13"
     rateints_empty_lane: Literal["zero", "nan"] = "zero"
     clip_all_rejected: Literal["keep", "reject"] = "keep"
+    clip_scale: Literal["std", "mad_std"] = "std"
     no_valid_background: Literal["zero", "nan"] = "zero"
     empty_bkg_list: Literal["nan", "skip"] = "nan"
     propagate_err: bool = False

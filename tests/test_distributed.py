@@ -123,8 +123,9 @@ def test_worker_killed_mid_campaign(cluster, tmp_path):
     assert _files(tmp_path / "dist") == _files(tmp_path / "ref")
 
 
-def test_sigint_interrupt_then_resume(tmp_path):
-    """Ctrl-C a CLI campaign: no partial output; the rerun finishes only what is missing."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_then_resume(tmp_path, sig):
+    """Ctrl-C or SIGTERM a CLI campaign: no partial output; the rerun finishes the rest."""
     asns = []
     for i in range(6):
         d = make_dataset(tmp_path / f"in{i}", n_targets=1, n_backgrounds=6,
@@ -137,7 +138,7 @@ def test_sigint_interrupt_then_resume(tmp_path):
     markers = out / ".daskbkg"
     _wait_for(lambda: markers.exists() and any(markers.glob("*.json")) or proc.poll() is not None,
               120, "the first finished product")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     finished = sorted(p.name for p in markers.glob("*.json"))
     names = listing(out)

@@ -75,8 +75,11 @@ def _key(card: str) -> str:
 
 
 def edit_cards(cards: list[str], updates: dict[str, Any], history: Iterable[str] = ()) -> list[str]:
-    """Set keyword values (replacing the first card of each key, else appending) and append
-    HISTORY lines. Values may be ``(value, comment)`` pairs."""
+    """Set keyword values and append HISTORY lines.
+
+    The first card of each key is replaced (else a card is appended). Values may be
+    ``(value, comment)`` pairs.
+    """
     out = list(cards)
     for key, value in updates.items():
         comment = ""

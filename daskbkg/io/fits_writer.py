@@ -94,10 +94,12 @@ class RegionWriter:
 
     @property
     def dtype(self):
+        """Dtype of the values stored through this target."""
         return np.dtype(self.kind)
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions."""
         return len(self.shape)
 
     def __setitem__(self, key, value) -> None:

@@ -21,9 +21,15 @@ __all__ = [
     "parse_options",
     "prepare_tile",
     "run_tile_kernel",
+    "clip_mode",
+    "MODE_MAD",
+    "MODE_REJECT",
 ]
 
 _ALL_REJECTED = ("keep", "reject")
+_SCALES = ("std", "mad_std")
+#: Bits of the integer clip mode passed to the compiled code.
+MODE_REJECT, MODE_MAD = 1, 2
 _EMPTY_LANE = ("zero", "nan")
 _NO_VALID = ("zero", "nan")
 
@@ -33,15 +39,16 @@ class KernelOptions(NamedTuple):
 
     Attributes
     ----------
-    reject : bool
-        ``all_rejected == "reject"`` (astropy 8 behaviour).
+    reject : int
+        Clip mode bits: ``MODE_REJECT`` for ``all_rejected == "reject"`` (astropy 8
+        behaviour), ``MODE_MAD`` for ``scale == "mad_std"``.
     empty_nan : bool
         ``empty_lane == "nan"`` (rateints integration mean with no valid sample).
     none_nan : bool
         ``no_valid == "nan"`` (combined value of a pixel with no surviving sample).
     """
 
-    reject: bool
+    reject: int
     empty_nan: bool
     none_nan: bool
 
@@ -93,7 +100,26 @@ def check_all_rejected(all_rejected: str) -> bool:
     return _choice("all_rejected", all_rejected, _ALL_REJECTED) == "reject"
 
 
-def parse_options(all_rejected: str, empty_lane: str, no_valid: str) -> KernelOptions:
+def clip_mode(all_rejected: str, scale: str = "std") -> int:
+    """Integer clip mode for the compiled code: bit 0 reject-all policy, bit 1 MAD scale.
+
+    Parameters
+    ----------
+    all_rejected : {"keep", "reject"}
+        Policy when a clipping pass empties the buffer (spec §6.4).
+    scale : {"std", "mad_std"}
+        Scale of the clip: the reference's population standard deviation about the mean,
+        or 1.4826 × the median absolute deviation (``clip_scale="mad_std"``), which can
+        reject a single outlier in small stacks.
+    """
+    mode = MODE_REJECT if check_all_rejected(all_rejected) else 0
+    if _choice("scale", scale, _SCALES) == "mad_std":
+        mode |= MODE_MAD
+    return mode
+
+
+def parse_options(all_rejected: str, empty_lane: str, no_valid: str,
+                  scale: str = "std") -> KernelOptions:
     """Validate the string options of the combine kernels.
 
     Parameters
@@ -104,13 +130,15 @@ def parse_options(all_rejected: str, empty_lane: str, no_valid: str) -> KernelOp
         Value of a rateints integration mean without valid integration.
     no_valid : {"zero", "nan"}
         SCI_bk of a pixel without surviving background sample.
+    scale : {"std", "mad_std"}
+        See :func:`clip_mode`.
 
     Returns
     -------
     KernelOptions
     """
     return KernelOptions(
-        check_all_rejected(all_rejected),
+        clip_mode(all_rejected, scale),
         _choice("empty_lane", empty_lane, _EMPTY_LANE) == "nan",
         _choice("no_valid", no_valid, _NO_VALID) == "nan",
     )
@@ -229,14 +257,14 @@ def prepare_tile(sci, err, dq, overlaps, *, rateints: bool) -> PreparedTile:
 
 
 def run_tile_kernel(rate_impl, rateints_impl, sci, err, dq, overlaps, sigma, pass_limit, *,
-                    rateints, all_rejected, empty_lane, no_valid):
+                    rateints, all_rejected, empty_lane, no_valid, scale="std"):
     """Check arguments, normalise the tile and run a compiled combine implementation.
 
     ``rate_impl(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, *outputs)``
     and ``rateints_impl(..., reject, empty_nan, none_nan, *outputs)`` fill the four flat
     outputs in place. Returns them reshaped to the tile's spatial shape.
     """
-    opts = parse_options(all_rejected, empty_lane, no_valid)
+    opts = parse_options(all_rejected, empty_lane, no_valid, scale)
     pass_limit = check_pass_limit(pass_limit)
     sigma = check_sigma(sigma)
     tile = prepare_tile(sci, err, dq, overlaps, rateints=rateints)

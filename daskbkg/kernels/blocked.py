@@ -171,13 +171,19 @@ def combine_rateints_blocked(sci, err, dq, overlaps, sigma, pass_limit, reject, 
 
 def combine_tile_sorted(sci, err, dq, overlaps, sigma: float, pass_limit: int, *,
                         rateints: bool, all_rejected: str = "keep", empty_lane: str = "zero",
-                        no_valid: str = "zero"):
+                        no_valid: str = "zero", scale: str = "std"):
     """Combine one tile with the sort-once kernel (the default, fastest kernel).
 
     Same contract and bit-identical results as
     :func:`daskbkg.kernels.combine_tile_reference` and
     :func:`daskbkg.kernels.combine_tile_fast`; releases the GIL while it runs.
     """
+    if scale != "std":  # the MAD scale is order-independent: the literal kernel is exact
+        from .fast import combine_tile_fast
+
+        return combine_tile_fast(sci, err, dq, overlaps, sigma, pass_limit, rateints=rateints,
+                                 all_rejected=all_rejected, empty_lane=empty_lane,
+                                 no_valid=no_valid, scale=scale)
     return run_tile_kernel(combine_rate_blocked, combine_rateints_blocked, sci, err, dq,
                            overlaps, sigma, pass_limit, rateints=rateints,
                            all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid)

@@ -15,7 +15,15 @@ import math
 import numpy as np
 
 from ..options import UNLIMITED
-from ._common import check_all_rejected, check_pass_limit, check_sigma, parse_options, prepare_tile
+from ._common import (
+    MODE_MAD,
+    MODE_REJECT,
+    check_pass_limit,
+    check_sigma,
+    clip_mode,
+    parse_options,
+    prepare_tile,
+)
 
 __all__ = ["clip_lane_bounds", "clip_lane_mask", "clip_mask", "combine_tile_reference"]
 
@@ -69,25 +77,37 @@ def _lane_as_float64(lane) -> np.ndarray:
     return lane.astype(np.float64)
 
 
+#: astropy's ``mad_std`` factor, 1 / Phi^-1(3/4).
+MAD_FACTOR = 1.482602218505602
+
+
 def _bounds_of_buffer(
-    buf: list[float], sigma: float, pass_limit: int, reject: bool
+    buf: list[float], sigma: float, pass_limit: int, reject: bool, mad: bool = False
 ) -> tuple[float, float]:
-    """Run the pass loop of spec §6.2 on the finite values ``buf`` (modified in place)."""
+    """Run the pass loop of spec §6.2 on the finite values ``buf`` (modified in place).
+
+    With ``mad`` the scale is ``MAD_FACTOR`` times the median absolute deviation from
+    the median (option ``clip_scale="mad_std"``) instead of the standard deviation.
+    """
     n = len(buf)
     passes = 0
     while True:
         if n == 0:
             return _NAN, _NAN
         med = _median(buf, n)
-        total = 0.0
-        for i in range(n):
-            total += buf[i]
-        mean = total / n
-        acc = 0.0
-        for i in range(n):
-            d = mean - buf[i]
-            acc += d * d
-        std = math.sqrt(acc / n)
+        if mad:
+            deviations = [abs(buf[i] - med) for i in range(n)]
+            std = _median(deviations, n) * MAD_FACTOR
+        else:
+            total = 0.0
+            for i in range(n):
+                total += buf[i]
+            mean = total / n
+            acc = 0.0
+            for i in range(n):
+                d = mean - buf[i]
+                acc += d * d
+            std = math.sqrt(acc / n)
         lo = med - sigma * std
         hi = med + sigma * std
         kept = 0
@@ -106,7 +126,8 @@ def _bounds_of_buffer(
             return lo, hi
 
 
-def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "keep"):
+def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "keep",
+                     scale: str = "std"):
     """Compute the final clipping bounds of one lane (spec §6.2-§6.4).
 
     Parameters
@@ -123,6 +144,9 @@ def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "k
         When a pass rejects every remaining value before the pass limit: ``"keep"``
         (astropy 6, reference) continues to a pass with no data, whose bounds are NaN;
         ``"reject"`` (astropy 8) stops and keeps the bounds of the emptying pass.
+    scale : {"std", "mad_std"}
+        The reference's standard deviation, or astropy's ``mad_std`` (opt-in
+        ``clip_scale``, able to reject a single outlier among few values).
 
     Returns
     -------
@@ -130,12 +154,13 @@ def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "k
         The last bounds computed; NaN when the lane has no finite value or per
         ``all_rejected="keep"``.
     """
-    reject = check_all_rejected(all_rejected)
+    mode = clip_mode(all_rejected, scale)
     pass_limit = check_pass_limit(pass_limit)
     sigma = check_sigma(sigma)
     values = _lane_as_float64(lane)
     buf = [float(v) for v in values if math.isfinite(v)]
-    return _bounds_of_buffer(buf, sigma, pass_limit, reject)
+    return _bounds_of_buffer(buf, sigma, pass_limit, bool(mode & MODE_REJECT),
+                             bool(mode & MODE_MAD))
 
 
 def _mask_from_bounds(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -145,7 +170,7 @@ def _mask_from_bounds(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def clip_lane_mask(
-    lane, sigma: float, pass_limit: int, all_rejected: str = "keep"
+    lane, sigma: float, pass_limit: int, all_rejected: str = "keep", scale: str = "std"
 ) -> np.ndarray:
     """Clip mask of one lane (True = rejected).
 
@@ -168,11 +193,12 @@ def clip_lane_mask(
         accepted again when it lies inside them.
     """
     values = _lane_as_float64(lane)
-    lo, hi = clip_lane_bounds(values, sigma, pass_limit, all_rejected)
+    lo, hi = clip_lane_bounds(values, sigma, pass_limit, all_rejected, scale)
     return _mask_from_bounds(values, lo, hi)
 
 
-def clip_mask(stack, sigma: float, pass_limit: int, all_rejected: str = "keep", axis: int = 0):
+def clip_mask(stack, sigma: float, pass_limit: int, all_rejected: str = "keep", axis: int = 0,
+              scale: str = "std"):
     """Clip every lane of an N-D array independently (True = rejected).
 
     Equivalent to ``astropy.stats.sigma_clip(stack, sigma, maxiters, axis=axis).mask``
@@ -201,7 +227,7 @@ def clip_mask(stack, sigma: float, pass_limit: int, all_rejected: str = "keep", 
     moved = np.moveaxis(stack, axis, -1)
     mask = np.empty(moved.shape, dtype=bool)
     for index in np.ndindex(moved.shape[:-1]):
-        mask[index] = clip_lane_mask(moved[index], sigma, pass_limit, all_rejected)
+        mask[index] = clip_lane_mask(moved[index], sigma, pass_limit, all_rejected, scale)
     return np.moveaxis(mask, -1, axis)
 
 
@@ -223,7 +249,7 @@ def _intmean(values: np.ndarray, rejected: np.ndarray, empty_nan: bool) -> float
 
 
 def _background_planes(
-    sci, err, dq, overlaps, sigma, pass_limit, all_rejected, rateints, empty_nan
+    sci, err, dq, overlaps, sigma, pass_limit, all_rejected, rateints, empty_nan, scale
 ):
     """Per-background planes D, E (float64, (N, P)) and the DQ accumulator Q (spec §5)."""
     n_bkg = sci.shape[0]
@@ -243,8 +269,8 @@ def _background_planes(
             continue
         with np.errstate(over="ignore"):
             var = err[k] * err[k]  # V = float32(err * err), shape (T, P)
-        s_mask = clip_mask(sci[k], sigma, pass_limit, all_rejected, axis=0)
-        v_mask = clip_mask(var, sigma, pass_limit, all_rejected, axis=0)  # independent clip
+        s_mask = clip_mask(sci[k], sigma, pass_limit, all_rejected, axis=0, scale=scale)
+        v_mask = clip_mask(var, sigma, pass_limit, all_rejected, axis=0, scale=scale)
         for p in range(n_pix):
             d_planes[k, p] = _intmean(sci[k, :, p], s_mask[:, p], empty_nan)
             e_planes[k, p] = _intmean(var[:, p], v_mask[:, p], empty_nan)
@@ -265,6 +291,7 @@ def combine_tile_reference(
     all_rejected: str = "keep",
     empty_lane: str = "zero",
     no_valid: str = "zero",
+    scale: str = "std",
 ):
     """Combine the backgrounds of one tile: pure NumPy/Python reference (spec §5-§7).
 
@@ -295,6 +322,9 @@ def combine_tile_reference(
     no_valid : {"zero", "nan"}
         SCI_bk where no background sample survives: 0.0 (reference) or NaN
         (``no_valid_background``). ERR_bk is 0.0 there in both cases.
+    scale : {"std", "mad_std"}
+        Clip scale (``clip_scale``): the reference's standard deviation, or astropy's
+        ``mad_std`` for every clip.
 
     Returns
     -------
@@ -315,19 +345,19 @@ def combine_tile_reference(
     pixels does (so SCI_bk is never -0.0). For a one-pixel image NumPy would instead sum
     pairwise once 8 or more values are reduced; the kernels do not reproduce that corner.
     """
-    opts = parse_options(all_rejected, empty_lane, no_valid)
+    opts = parse_options(all_rejected, empty_lane, no_valid, scale)
     pass_limit = check_pass_limit(pass_limit)
     sigma = check_sigma(sigma)
     tile = prepare_tile(sci, err, dq, overlaps, rateints=rateints)
     d_planes, e_planes, q_acc = _background_planes(
         tile.sci, tile.err, tile.dq, tile.overlaps, sigma, pass_limit, all_rejected,
-        rateints, opts.empty_nan,
+        rateints, opts.empty_nan, scale,
     )
     n_pix = q_acc.size
     sci_bk = np.empty(n_pix, dtype=np.float32)
     err_bk = np.empty(n_pix, dtype=np.float32)
     n_good = np.empty(n_pix, dtype=np.int32)
-    m_mask = clip_mask(d_planes, sigma, pass_limit, all_rejected, axis=0)
+    m_mask = clip_mask(d_planes, sigma, pass_limit, all_rejected, axis=0, scale=scale)
     for p in range(n_pix):
         total = 0.0
         var_total = 0.0

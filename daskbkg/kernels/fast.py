@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._common import check_all_rejected, check_pass_limit, check_sigma, run_tile_kernel
+from ._common import check_pass_limit, check_sigma, clip_mode, run_tile_kernel
 
 __all__ = ["clip_lane_bounds_fast", "combine_tile_fast"]
 
@@ -59,27 +59,48 @@ def _select(buf, n, k):
 
 
 @_jit
-def _bounds(buf, n, sigma, pass_limit, reject):
-    """Pass loop of spec §6.2 on the ``n`` finite float64 values at the front of ``buf``."""
+def _median(buf, n):
+    """Median of ``buf[0:n]`` by selection (even n: k = n/2 first), reordering ``buf``."""
+    if n % 2 == 1:
+        return _select(buf, n, (n - 1) // 2)
+    upper = _select(buf, n, n // 2)
+    lower = _select(buf, n, n // 2 - 1)
+    return 0.5 * (upper + lower)
+
+
+#: astropy's ``mad_std`` factor, 1 / Phi^-1(3/4).
+MAD_FACTOR = 1.482602218505602
+
+
+@_jit
+def _bounds(buf, n, sigma, pass_limit, mode):
+    """Pass loop of spec §6.2 on the ``n`` finite float64 values at the front of ``buf``.
+
+    ``mode`` bit 0: stop when a pass rejects everything (astropy 8); bit 1: scale by
+    the median absolute deviation instead of the standard deviation.
+    """
+    reject = (mode & 1) != 0
+    mad = (mode & 2) != 0
+    deviations = np.empty(n if mad else 0, dtype=np.float64)
     passes = 0
     while True:
         if n == 0:
             return np.nan, np.nan
-        if n % 2 == 1:
-            med = _select(buf, n, (n - 1) // 2)
+        med = _median(buf, n)
+        if mad:
+            for i in range(n):
+                deviations[i] = abs(buf[i] - med)
+            std = _median(deviations, n) * MAD_FACTOR
         else:
-            upper = _select(buf, n, n // 2)
-            lower = _select(buf, n, n // 2 - 1)
-            med = 0.5 * (upper + lower)
-        total = 0.0
-        for i in range(n):
-            total += buf[i]
-        mean = total / n
-        acc = 0.0
-        for i in range(n):
-            d = mean - buf[i]
-            acc += d * d
-        std = np.sqrt(acc / n)
+            total = 0.0
+            for i in range(n):
+                total += buf[i]
+            mean = total / n
+            acc = 0.0
+            for i in range(n):
+                d = mean - buf[i]
+                acc += d * d
+            std = np.sqrt(acc / n)
         lo = med - sigma * std
         hi = med + sigma * std
         kept = 0
@@ -215,7 +236,8 @@ def _combine_rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_n
         out_n[p] = count
 
 
-def clip_lane_bounds_fast(lane, sigma: float, pass_limit: int, all_rejected: str = "keep"):
+def clip_lane_bounds_fast(lane, sigma: float, pass_limit: int, all_rejected: str = "keep",
+                          scale: str = "std"):
     """Compiled equivalent of :func:`daskbkg.kernels.clip_lane_bounds`.
 
     Parameters
@@ -234,7 +256,7 @@ def clip_lane_bounds_fast(lane, sigma: float, pass_limit: int, all_rejected: str
     lo, hi : float
         Final bounds, bit-identical to the reference.
     """
-    reject = check_all_rejected(all_rejected)
+    mode = clip_mode(all_rejected, scale)
     pass_limit = check_pass_limit(pass_limit)
     sigma = check_sigma(sigma)
     values = np.asarray(lane)
@@ -243,7 +265,7 @@ def clip_lane_bounds_fast(lane, sigma: float, pass_limit: int, all_rejected: str
     if values.dtype.kind not in "fiub":
         raise TypeError(f"a lane must be real numeric, not {values.dtype}")
     values = np.ascontiguousarray(values, dtype=np.float64)
-    lo, hi = _lane_bounds(values, sigma, pass_limit, reject)
+    lo, hi = _lane_bounds(values, sigma, pass_limit, mode)
     return float(lo), float(hi)
 
 
@@ -259,6 +281,7 @@ def combine_tile_fast(
     all_rejected: str = "keep",
     empty_lane: str = "zero",
     no_valid: str = "zero",
+    scale: str = "std",
 ):
     """Combine the backgrounds of one tile: compiled, bit-identical to the reference.
 
@@ -299,7 +322,7 @@ def combine_tile_fast(
     """
     return run_tile_kernel(_combine_rate, _combine_rateints, sci, err, dq, overlaps, sigma,
                            pass_limit, rateints=rateints, all_rejected=all_rejected,
-                           empty_lane=empty_lane, no_valid=no_valid)
+                           empty_lane=empty_lane, no_valid=no_valid, scale=scale)
 
 
 #: Literal (Wirth-order) bounds of one contiguous float64 lane; the sort-once kernel's
