@@ -129,37 +129,9 @@ def _subtract_sci(sci, bk):
     return np.subtract(sci, bk, dtype=np.float32)
 
 
-def _or_dq(dq, bk):
-    return np.bitwise_or(dq, bk, dtype=np.uint32)
-
-
 def _propagate_err(err, bk_err):
     total = np.sqrt(err.astype(np.float64) ** 2 + bk_err.astype(np.float64) ** 2)
     return total.astype(np.float32)
-
-
-def _target_block(background, *, combine, reader, block_info=None):
-    """Read the target tile of this output block and combine it with ``background``."""
-    location = block_info[None]["array-location"]
-    tile = reader[tuple(slice(start, stop) for start, stop in location)]
-    return combine(tile, background if background.ndim == tile.ndim else background[None])
-
-
-def _with_target(func, reader, background, dtype):
-    """Lazy ``func(target tile, background tile)`` with the target read inside each task.
-
-    Reading the target in the same task as its use (instead of as separate root tasks)
-    keeps the scheduler from reading target tiles far ahead of the background
-    combination: memory stays one tile deep per thread.
-    """
-    import dask.array as da
-
-    chunks = background.chunks
-    if reader.ndim == 3:
-        chunks = ((reader.shape[0],),) + chunks
-    return da.map_blocks(_target_block, background, combine=func, reader=reader, dtype=dtype,
-                         chunks=chunks, new_axis=[0] if reader.ndim == 3 else None,
-                         meta=np.empty((0,) * reader.ndim, dtype=dtype))
 
 
 def build_product(
@@ -188,6 +160,8 @@ def build_product(
     -------
     Product
     """
+    import dask.array as da
+
     check_exposure_type(target)
     updates: dict = {}
     fallback = fallback_window(target.meta, target.shape, target.path)
@@ -216,11 +190,14 @@ def build_product(
         log.warning("%s: %s", target.path, msg)
         notes.append(msg)
     combined = build_combined_background(target, backgrounds, params, compat, tiles)
-    out_sci = _with_target(_subtract_sci, target.sci, combined.sci, np.float32)
-    out_dq = _with_target(_or_dq, target.dq, combined.dq, np.uint32)
+    bk_sci, bk_err, bk_dq = combined.sci, combined.err, combined.dq
+    if target.ndim == 3:
+        bk_sci, bk_err, bk_dq = bk_sci[None], bk_err[None], bk_dq[None]
+    out_sci = da.map_blocks(_subtract_sci, t_sci, bk_sci, dtype=np.float32)
+    out_dq = t_dq | bk_dq
     out_err = t_err
     if compat.propagate_err:
-        out_err = _with_target(_propagate_err, target.err, combined.err, np.float32)
+        out_err = da.map_blocks(_propagate_err, t_err, bk_err, dtype=np.float32)
     updates["S_BKDSUB"] = "COMPLETE"
     return Product(target=target, sci=out_sci, err=out_err, dq=out_dq, status="COMPLETE",
                    combined=combined, params=params, compat=compat,
