@@ -73,6 +73,15 @@ MAD_FACTOR = 1.482602218505602
 
 
 @_jit
+def _mad_std(buf, n, med):
+    """``MAD_FACTOR`` × the median of ``|buf[i] - med|`` (astropy's ``mad_std``)."""
+    deviations = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        deviations[i] = abs(buf[i] - med)
+    return _median(deviations, n) * MAD_FACTOR
+
+
+@_jit
 def _bounds(buf, n, sigma, pass_limit, mode):
     """Pass loop of spec §6.2 on the ``n`` finite float64 values at the front of ``buf``.
 
@@ -81,16 +90,13 @@ def _bounds(buf, n, sigma, pass_limit, mode):
     """
     reject = (mode & 1) != 0
     mad = (mode & 2) != 0
-    deviations = np.empty(n if mad else 0, dtype=np.float64)
     passes = 0
     while True:
         if n == 0:
             return np.nan, np.nan
         med = _median(buf, n)
         if mad:
-            for i in range(n):
-                deviations[i] = abs(buf[i] - med)
-            std = _median(deviations, n) * MAD_FACTOR
+            std = _mad_std(buf, n, med)
         else:
             total = 0.0
             for i in range(n):
