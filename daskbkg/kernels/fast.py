@@ -19,6 +19,28 @@ from ._common import check_pass_limit, check_sigma, clip_mode, run_tile_kernel
 __all__ = ["clip_lane_bounds_fast", "combine_tile_fast"]
 
 
+def _configure_cache() -> None:
+    """Give the compiled kernels a cache folder keyed by the kernels' source code.
+
+    numba invalidates a cached function only when its own file changes, not when a
+    function it calls (in another module) changes, so a stale cache could run old code
+    after an edit or a partial upgrade. A folder per source version
+    (``$NUMBA_CACHE_DIR`` or ``~/.cache/daskbkg/numba``, then ``kernels-<hash>``)
+    rules that out.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    base = numba.config.CACHE_DIR or os.path.join(os.path.expanduser("~"), ".cache",
+                                                  "daskbkg", "numba")
+    numba.config.CACHE_DIR = os.path.join(base, f"kernels-{digest}-numba{numba.__version__}")
+
+
+_configure_cache()
+
 
 def _jit(func):
     """Compile ``func`` serially, GIL released, cached on disk when a cache dir is writable."""

@@ -214,8 +214,11 @@ def _sorted_bounds(buf, b, n, lo, hi, tol, sigma, pass_limit, reject):
 
 
 @_jit
-def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc):
-    """First pass of every lane of the block at once (vectorised across lanes)."""
+def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc, done):
+    """First pass of every lane of the block at once (vectorised across lanes).
+
+    ``done[b]`` is set for lanes whose clip is finished and certain after this pass.
+    """
     n_rows = buf.shape[0]
     for b in range(m):
         total[b] = 0.0
@@ -240,6 +243,24 @@ def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc):
         lo[b] = med - sigma * std
         hi[b] = med + sigma * std
         tol[b] = _tolerance(n, acc[b], big, med, std, sigma)
+    # Lanes that converge at once (nothing outside the bounds) and whose extreme values
+    # are certain are finished here, vectorised; ``total`` is reused as the count of
+    # values outside the bounds.
+    for b in range(m):
+        total[b] = 0.0
+    for k in range(n_rows):
+        for b in range(m):
+            x = buf[k, b]
+            outside = (k < counts[b]) & ((x < lo[b]) | (x > hi[b]))
+            total[b] += 1.0 if outside else 0.0
+    for b in range(m):
+        n = counts[b]
+        done[b] = False
+        if n == 0 or sigma < 0.0 or total[b] != 0.0:
+            continue
+        low_end, high_end = buf[0, b], buf[n - 1, b]
+        done[b] = low_end == high_end or not (_near(low_end, lo[b], tol[b])
+                                              or _near(high_end, hi[b], tol[b]))
 
 
 @_jit
@@ -257,6 +278,7 @@ def block_bounds(vals, m, buf, pairs, lane, sigma, pass_limit, reject, lo, hi):
     tol = np.empty(BLOCK, dtype=np.float64)
     total = np.empty(BLOCK, dtype=np.float64)
     acc = np.empty(BLOCK, dtype=np.float64)
+    done = np.empty(BLOCK, dtype=np.bool_)
     for k in range(n_vals):
         for b in range(m):
             x = vals[k, b]
@@ -267,10 +289,13 @@ def block_bounds(vals, m, buf, pairs, lane, sigma, pass_limit, reject, lo, hi):
         for b in range(m):
             buf[k, b] = np.inf
     _sort_block(buf, pairs, m)
-    _first_pass(buf[:n_vals], counts, m, sigma, lo, hi, tol, total, acc)
+    _first_pass(buf[:n_vals], counts, m, sigma, lo, hi, tol, total, acc, done)
     for b in range(m):
-        low, high, ok = _sorted_bounds(buf, b, counts[b], lo[b], hi[b], tol[b], sigma,
-                                       pass_limit, reject)
+        if done[b]:
+            low, high, ok = lo[b], hi[b], True
+        else:
+            low, high, ok = _sorted_bounds(buf, b, counts[b], lo[b], hi[b], tol[b], sigma,
+                                           pass_limit, reject)
         if not ok:
             for k in range(n_vals):
                 lane[k] = vals[k, b]
