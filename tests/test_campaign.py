@@ -205,3 +205,16 @@ def test_markers_require_matching_parameters(dataset, tmp_path):
     shutil.rmtree(settings.output_dir / ".daskbkg")
     report = Campaign.from_inputs([str(dataset.asn)], changed).run()
     assert [o.state for o in report.outcomes] == ["done"] * 3
+
+
+@pytest.mark.parametrize("scheduler", ["processes", "synchronous"])
+def test_cli_schedulers_write_identical_files(dataset, tmp_path, scheduler):
+    """Files written with the process or synchronous scheduler equal the threaded ones."""
+    common = [str(dataset.asn), "--save-combined-background", "--chunks", "16", "--quiet"]
+    assert main(["run", *common, "--output-dir", str(tmp_path / "threads")]) == 0
+    assert main(["run", *common, "--output-dir", str(tmp_path / scheduler),
+                 "--scheduler", scheduler]) == 0
+    names = listing(tmp_path / "threads")
+    assert len(names) == 6 and listing(tmp_path / scheduler) == names
+    for name in names:
+        assert (tmp_path / scheduler / name).read_bytes() == (tmp_path / "threads" / name).read_bytes()
