@@ -92,7 +92,7 @@ def test_cli_campaign_on_scheduler_matches_threads(cluster, tmp_path):
 
 def test_worker_killed_mid_campaign(cluster, tmp_path):
     """SIGKILL one worker while tasks run: the campaign completes with identical bits."""
-    data = make_dataset(tmp_path / "in", n_targets=2, n_backgrounds=8, frame_shape=(768, 512),
+    data = make_dataset(tmp_path / "in", n_targets=2, n_backgrounds=8, frame_shape=(1024, 768),
                         seed=12)
     common = [str(data.asn), "--chunks", "8", "--quiet"]
     assert main(["run", *common, "--output-dir", str(tmp_path / "ref")]) == 0
@@ -107,7 +107,7 @@ def test_worker_killed_mid_campaign(cluster, tmp_path):
                 _wait_for(busy, 60, "tasks to start")
             except TimeoutError:
                 return
-            time.sleep(0.3)
+            time.sleep(0.1)
             victim = cluster["procs"][1]
             os.killpg(victim.pid, signal.SIGKILL)
             killed.set()
