@@ -99,7 +99,8 @@ def check_exposure_type(target: Exposure) -> None:
     if target.meta.is_wfss:
         raise UnsupportedExposureError(
             f"{target.path}: EXP_TYPE {exp_type} is WFSS; the imaging background path does not "
-            "apply to it"
+            "apply to it (use daskbkg.subtract_wfss_background, or --wfss-bkg-ref on the "
+            "command line)"
         )
     if not exp_type.upper().startswith(_EXP_PREFIXES):
         raise UnsupportedExposureError(
