@@ -109,6 +109,7 @@ class _Planned:
     main: Path
     comb: Path | None
     key: str
+    root: str
 
 
 @dataclass
@@ -260,7 +261,7 @@ class Campaign:
                     raise
                 settled.append(_failed(item.name, exc))
                 continue
-            todo.append(_Planned(item, result, main, comb, key))
+            todo.append(_Planned(item, result, main, comb, key, root))
         return todo, settled
 
     # -- running ---------------------------------------------------------------------
@@ -289,9 +290,7 @@ class Campaign:
                 from .wfss import save_wfss_boxes
 
                 boxes = save_wfss_boxes(p.result.product, self.settings.output_dir,
-                                        root=os.path.basename(os.fspath(p.main)).rsplit(
-                                            "_" + self.settings.suffix, 1)[0],
-                                        overwrite=True)
+                                        root=p.root, overwrite=True)
                 if boxes is not None:
                     outputs.append(boxes)
             self._mark_done(p, outputs)

@@ -114,15 +114,10 @@ def plan_target(target: Any, backgrounds: Sequence[Any], settings: RunSettings,
 
 def _wfss_product(exposure, backgrounds, settings: RunSettings, sourcecat):
     """The WFSS product of ``exposure``, or None when it is not a WFSS target."""
-    exp_type = (exposure.meta.exp_type or "").upper()
-    if not exposure.meta.is_wfss and not (exp_type == "MIR_WFSS"
-                                          and settings.compat.compat == "jwst-3.0"):
+    if not exposure.meta.takes_wfss_path(settings.compat.compat):
         return None  # the imaging path never imports the WFSS package
-    from .wfss import WfssParams, build_wfss_product, is_wfss_target
+    from .wfss import WfssParams, build_wfss_product
     from .wfss.errors import WfssParameterValueError
-
-    if not is_wfss_target(exposure, settings.compat):
-        return None
     wfss = settings.wfss
     if wfss.bkg_ref is None:
         raise WfssParameterValueError(

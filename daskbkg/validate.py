@@ -39,6 +39,7 @@ from .errors import (
 )
 from .geometry import place_background, window_for
 from .io.exposure import Exposure, as_exposure
+from .io.source import stat_input
 from .options import ClipParams, ReferenceCompat
 from .plan import parse_chunks, parse_memory
 from .result import check_output_path
@@ -441,7 +442,7 @@ def validate_association(path: Any) -> list[Finding]:
         if prod.error:
             found.append(_caught(AssociationError(prod.error), path))
         for member in ([prod.science] if prod.science else []) + list(prod.backgrounds):
-            if not member.exists():
+            if not stat_input(member).exists:
                 found.append(_error(member, f"file not found (member of product {prod.name!r} "
                                             f"of {Path(path).name})", InputFileNotFoundError))
     return found

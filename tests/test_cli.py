@@ -26,14 +26,6 @@ SHAPE = (6, 7)
 
 
 @pytest.fixture
-def inputs(tmp_path):
-    """Exposure maker writing into ``tmp_path/in``."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    return Maker(folder)
-
-
-@pytest.fixture
 def bkgs(inputs):
     """Three noisy rate backgrounds."""
     rng = np.random.default_rng(5)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from helpers import Maker, const, f32, hashes, listing
+from helpers import const, f32, hashes, listing
 
 import daskbkg
 from daskbkg import errors as E
@@ -40,11 +40,9 @@ TILT = 1e-4
 
 
 @pytest.fixture
-def mk(tmp_path):
-    """Exposure maker writing into ``tmp_path/in``."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    return Maker(folder)
+def mk(inputs):
+    """Exposure maker writing into ``tmp_path/in`` (the shared ``inputs`` fixture)."""
+    return inputs
 
 
 @pytest.fixture

@@ -64,6 +64,14 @@ class ExposureMeta:
         """True for the two WFSS exposure types handled by the scaled-reference path."""
         return (self.exp_type or "").upper() in WFSS_TYPES
 
+    def takes_wfss_path(self, compat: str = "jwst-1.13") -> bool:
+        """Whether the scaled-reference WFSS path applies (``wfss.md`` §1).
+
+        ``NRC_WFSS`` and ``NIS_WFSS`` always; ``MIR_WFSS`` only under ``compat="jwst-3.0"``.
+        """
+        exp_type = (self.exp_type or "").strip().upper()
+        return exp_type in WFSS_TYPES or (exp_type == "MIR_WFSS" and compat == "jwst-3.0")
+
 
 @dataclass(frozen=True)
 class Exposure:

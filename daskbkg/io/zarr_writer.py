@@ -80,7 +80,7 @@ class ZarrArraySpec:
         self.attrs = attrs or {}
 
 
-def _rechunk_for_zarr(data: Any, shards: bool):
+def _rechunk_for_zarr(data: Any):
     import dask.array as da
 
     if not isinstance(data, da.Array):
@@ -126,7 +126,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         group.attrs.update(attrs)
         for spec in arrays:
-            data, chunks = _rechunk_for_zarr(spec.data, shards)
+            data, chunks = _rechunk_for_zarr(spec.data)
             kwargs: dict = {"chunks": chunks}
             if shards and data.ndim >= 2:
                 inner = tuple(chunks[:-2]) + tuple(min(256, c) for c in chunks[-2:])

@@ -76,7 +76,7 @@ def _store(p, total, var_total, count, q, none_nan, out_sci, out_err, out_dq, ou
 
 @_jit
 def _intmeans(a, k, p0, m, square, tvals, buf, pairs, lane, sigma, pass_limit, reject,
-              empty_nan, lo, hi, out):
+              empty_nan, lo, hi, acc, count, out):
     """Clipped integration means of ``a[k, :, p0:p0+m]`` into ``out[k, 0:m]`` (spec §5.3)."""
     n_int = a.shape[1]
     for t in range(n_int):
@@ -86,8 +86,8 @@ def _intmeans(a, k, p0, m, square, tvals, buf, pairs, lane, sigma, pass_limit, r
                 x = x * x
             tvals[t, b] = np.float64(x)
     block_bounds(tvals, m, buf, pairs, lane, sigma, pass_limit, reject, lo, hi)
-    acc = np.zeros(BLOCK, dtype=np.float32)
-    count = np.zeros(BLOCK, dtype=np.int64)
+    acc[:] = 0.0
+    count[:] = 0
     for t in range(n_int):  # float32 accumulation in integration order, per pixel
         for b in range(m):
             x = a[k, t, p0 + b]
@@ -120,6 +120,8 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
     total = np.empty(BLOCK, dtype=np.float64)
     var_total = np.empty(BLOCK, dtype=np.float64)
     count = np.empty(BLOCK, dtype=np.int32)
+    acc = np.empty(BLOCK, dtype=np.float32)  # scratch of _intmeans
+    count_t = np.empty(BLOCK, dtype=np.int64)
     for p0 in range(0, n_pix, BLOCK):
         m = min(BLOCK, n_pix - p0)
         q[:m] = 0
@@ -130,9 +132,9 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
                     e[k, b] = np.nan
                 continue
             _intmeans(sci, k, p0, m, False, tvals, buf_t, pairs_t, lane_t, sigma, pass_limit,
-                      reject, empty_nan, lo, hi, d)
+                      reject, empty_nan, lo, hi, acc, count_t, d)
             _intmeans(err, k, p0, m, True, tvals, buf_t, pairs_t, lane_t, sigma, pass_limit,
-                      reject, empty_nan, lo, hi, e)
+                      reject, empty_nan, lo, hi, acc, count_t, e)
             for t in range(n_int):
                 for b in range(m):
                     q[b] |= dq[k, t, p0 + b]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UnsupportedExposureError
-from ..io.exposure import WFSS_TYPES, Exposure, as_exposure
+from ..io.exposure import Exposure, as_exposure
 from ..options import ClipParams, ReferenceCompat
 from .boxes import Box
 from .boxtable import boxes_file_name, write_box_table
@@ -45,8 +45,7 @@ def is_wfss_target(target: Exposure, compat: ReferenceCompat = ReferenceCompat()
 
     ``NRC_WFSS`` and ``NIS_WFSS`` always; ``MIR_WFSS`` only under ``compat="jwst-3.0"``.
     """
-    exp_type = (target.meta.exp_type or "").strip().upper()
-    return exp_type in WFSS_TYPES or (exp_type == "MIR_WFSS" and compat.compat == "jwst-3.0")
+    return target.meta.takes_wfss_path(compat.compat)
 
 
 @dataclass(frozen=True)
