@@ -21,7 +21,9 @@ from .clip import clip_lane_bounds, clip_lane_mask, clip_mask, combine_tile_refe
 try:
     from .blocked import combine_tile_sorted
     from .fast import clip_lane_bounds_fast, combine_tile_fast
-except ImportError:  # numba not available: fall back to the reference kernel
+except ModuleNotFoundError as exc:  # numba not installed: fall back to the reference kernel
+    if exc.name not in ("numba", "llvmlite"):
+        raise
     clip_lane_bounds_fast = None
     combine_tile_fast = None
     combine_tile_sorted = None

@@ -351,8 +351,3 @@ def combine_tile_fast(
     return run_tile_kernel(_combine_rate, _combine_rateints, sci, err, dq, overlaps, sigma,
                            pass_limit, rateints=rateints, all_rejected=all_rejected,
                            empty_lane=empty_lane, no_valid=no_valid, scale=scale)
-
-
-#: Literal (Wirth-order) bounds of one contiguous float64 lane; the sort-once kernel's
-#: fallback for lanes whose decisions are too close to call.
-lane_bounds_exact = _lane_bounds

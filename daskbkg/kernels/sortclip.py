@@ -12,11 +12,17 @@ Its mean and standard deviation are summed in sorted order, while the reference 
 the order left by Wirth's selection, so the bounds may differ from the reference's by a
 few units in the last place. A rigorous bound ``tol`` on that difference is computed at
 every pass (from the usual error bounds of recursive summation). If any sample lies
-within ``tol`` of a bound, the kernel abandons the lane and recomputes its bounds with
-the literal Wirth-order algorithm (:func:`daskbkg.kernels.fast.lane_bounds_exact`).
-Otherwise every keep/reject decision is provably the same as the reference's, so the
-masks, and therefore every output bit, are identical. On real data the fallback is
-very rare; constant lanes and hand-made ties take it.
+within ``tol`` of a bound, the lane is *uncertain*: its bounds come back as NaN and the
+caller recomputes the pixel with a literal kernel. Otherwise every keep/reject decision
+is provably the same as the reference's, so the masks, and therefore every output bit,
+are identical. On real data uncertain lanes are very rare; hand-made ties produce them.
+
+Compile time
+------------
+numba compiles every jitted function separately, at a fixed cost of about 0.1 s each
+on top of its size, so the clip is a single compiled function whose small helpers are
+inlined (``inline="always"``); the literal fallback is not called from compiled code,
+so it is compiled only if a tile has many uncertain pixels.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from __future__ import annotations
 import functools
 import math
 
+import numba
 import numpy as np
 
-from .fast import _jit, lane_bounds_exact
+from .fast import _jit
 
-__all__ = ["BLOCK", "network", "block_bounds", "kept"]
+__all__ = ["BLOCK", "block_bounds", "block_scratch", "network"]
 
 #: Lanes sorted together (the vector width of the sorting network loop).
 BLOCK = 64
@@ -63,26 +70,38 @@ def network(n: int) -> tuple[int, np.ndarray]:
     return npad, np.array(pairs, dtype=np.int32).reshape(-1, 2)
 
 
-@_jit
-def _sort_block(buf, pairs, m):
-    """Sort the first ``m`` columns of ``buf`` (one lane per column) with the network."""
-    for c in range(pairs.shape[0]):
-        i = pairs[c, 0]
-        j = pairs[c, 1]
-        for b in range(m):
-            x = buf[i, b]
-            y = buf[j, b]
-            small = x < y
-            buf[i, b] = x if small else y
-            buf[j, b] = y if small else x
+def block_scratch(n_rows: int) -> tuple:
+    """Arrays shared by :func:`block_bounds` and its caller for lanes of ``n_rows`` samples.
+
+    Returns ``(vals, buf, pairs)``: ``vals`` (n_rows, BLOCK) receives the lanes (one per
+    column, stack order), ``buf`` is the padded sorting space and ``pairs`` the network.
+    """
+    npad, pairs = network(n_rows)
+    return (np.empty((n_rows, BLOCK), dtype=np.float64),
+            np.empty((npad, BLOCK), dtype=np.float64), pairs)
 
 
-@_jit
-def _sum4(buf, b, start, stop, center, square):
+@numba.njit(inline="always")
+def _tolerance(m, acc, big, med, std, sigma):
+    """Bound on how far a pass's bounds can be from the literal algorithm's.
+
+    Sums of the same ``m`` values in two orders differ by at most ``(m-1)·u·Σ|x|``; the
+    mean, the squared deviations and the square root propagate that difference (see the
+    module docstring). A factor 4 of safety is applied.
+    """
+    d_acc = 2.0 * (m + 3) * _U * acc + 12.0 * m * m * m * _U * _U * big * big
+    d_std = math.sqrt(d_acc / m)
+    if std > 0.0:
+        d_std = min(d_std, d_acc / (m * std))
+    return 4.0 * (sigma * d_std + 4.0 * _U * (abs(med) + sigma * std))
+
+
+@numba.njit(inline="always")
+def _window_sum(buf, b, start, stop, center, square):
     """Sum of ``buf[start:stop, b]`` (or of squared deviations from ``center``).
 
     Four interleaved accumulators break the addition dependency chain; any summation
-    order obeys the error bound used for ``tol``.
+    order obeys the error bound used for the tolerance.
     """
     s0 = 0.0
     s1 = 0.0
@@ -114,121 +133,58 @@ def _sum4(buf, b, start, stop, center, square):
 
 
 @_jit
-def kept(x, lo, hi):
-    """Branch-free keep test of the final mask: finite and inside the bounds."""
-    return (x >= lo) & (x <= hi) & (abs(x) < np.inf)
+def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
+    """Clip bounds of the first ``m`` lanes held as columns of ``scratch[0]``.
 
-
-@_jit
-def _near(x, bound, tol):
-    """True if ``x`` is within ``tol`` of ``bound`` (then the decision is not certain)."""
-    return abs(x - bound) <= tol
-
-
-@_jit
-def _tolerance(m, acc, big, med, std, sigma):
-    """Bound on how far this pass's bounds can be from the literal algorithm's.
-
-    Sums of the same ``m`` values in two orders differ by at most ``(m-1)·u·Σ|x|``; the
-    mean, the squared deviations and the square root propagate that difference (see the
-    module docstring). A factor 4 of safety is applied.
+    ``scratch`` comes from :func:`block_scratch`; the lanes are float64 in stack order.
+    Results go to ``lo[0:m]`` and ``hi[0:m]`` (float64, at least ``BLOCK`` long) and give exactly the reference's
+    keep/reject decisions through ``lo <= x <= hi`` for finite ``x``. NaN bounds of the
+    clip (nothing finite rejected) are returned as ``(-inf, inf)``; NaN in ``lo``
+    therefore only marks an *uncertain* lane, which the caller must recompute. Returns
+    the number of uncertain lanes.
     """
-    d_acc = 2.0 * (m + 3) * _U * acc + 12.0 * m * m * m * _U * _U * big * big
-    d_std = math.sqrt(d_acc / m)
-    if std > 0.0:
-        d_std = min(d_std, d_acc / (m * std))
-    return 4.0 * (sigma * d_std + 4.0 * _U * (abs(med) + sigma * std))
-
-
-@_jit
-def _pass_bounds(buf, b, start, stop, sigma):
-    """Bounds (lo, hi, tol) of one pass over the sorted window ``buf[start:stop, b]``."""
-    m = stop - start
-    half = m // 2
-    if m % 2 == 1:
-        med = buf[start + half, b]
-    else:
-        med = 0.5 * (buf[start + half, b] + buf[start + half - 1, b])
-    mean = _sum4(buf, b, start, stop, 0.0, False) / m
-    acc = _sum4(buf, b, start, stop, mean, True)
-    std = math.sqrt(acc / m)
-    big = max(abs(buf[start, b]), abs(buf[stop - 1, b]))
-    return med - sigma * std, med + sigma * std, _tolerance(m, acc, big, med, std, sigma)
-
-
-@_jit
-def _certain_window(buf, b, start, stop, lo, hi, tol):
-    """Survivors ``[new_start, new_stop)`` of a pass, and whether every decision is certain."""
-    new_start = start
-    while new_start < stop and buf[new_start, b] < lo:
-        new_start += 1
-    new_stop = stop
-    while new_stop > new_start and buf[new_stop - 1, b] > hi:
-        new_stop -= 1
-    ok = not (
-        (new_start > start and _near(buf[new_start - 1, b], lo, tol))
-        or (new_start < stop and _near(buf[new_start, b], lo, tol))
-        or (new_stop > new_start and _near(buf[new_stop - 1, b], hi, tol))
-        or (new_stop < stop and _near(buf[new_stop, b], hi, tol))
-    )
-    return new_start, new_stop, ok
-
-
-@_jit
-def _sorted_bounds(buf, b, n, lo, hi, tol, sigma, pass_limit, reject):
-    """Finish the clip of the sorted lane ``buf[0:n, b]`` whose first pass gave (lo, hi, tol).
-
-    Returns the final bounds and ``ok``; ``ok`` False means some decision was too close to
-    call and the caller must use the literal algorithm.
-    """
-    if n == 0:
-        return np.nan, np.nan, True
-    if sigma < 0.0:
-        return np.nan, np.nan, False
-    if buf[0, b] == buf[n - 1, b]:
-        # A constant lane: every order of summing identical values gives the same sums,
-        # so (lo, hi) are exactly the literal algorithm's, and lo <= x <= hi keeps all.
-        return lo, hi, True
-    start = 0
-    stop = n
-    passes = 0
-    while True:
-        new_start, new_stop, ok = _certain_window(buf, b, start, stop, lo, hi, tol)
-        if not ok:
-            return lo, hi, False
-        if new_start == start and new_stop == stop:
-            break
-        start = new_start
-        stop = new_stop
-        if start == stop and reject:
-            break
-        passes += 1
-        if pass_limit != -1 and passes >= pass_limit:
-            break
-        if start == stop:
-            return np.nan, np.nan, True
-        lo, hi, tol = _pass_bounds(buf, b, start, stop, sigma)
-    # The final mask applies the last bounds to every sample: check the whole lane.
-    first, last, ok = _certain_window(buf, b, 0, n, lo, hi, tol)
-    return lo, hi, ok
-
-
-@_jit
-def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc, done):
-    """First pass of every lane of the block at once (vectorised across lanes).
-
-    ``done[b]`` is set for lanes whose clip is finished and certain after this pass.
-    """
-    n_rows = buf.shape[0]
+    vals, buf, pairs = scratch
+    # Locally allocated working arrays: the compiler knows they alias nothing, which
+    # lets it vectorise the loops across lanes.
+    counts = np.empty(BLOCK, dtype=np.int64)
+    tol = np.empty(BLOCK, dtype=np.float64)
+    total = np.empty(BLOCK, dtype=np.float64)
+    acc = np.empty(BLOCK, dtype=np.float64)
+    done = np.empty(BLOCK, dtype=np.bool_)
+    n_vals = vals.shape[0]
+    npad = buf.shape[0]
+    # Finite samples first, padded with +inf, then sorted by the network.
+    for b in range(m):
+        counts[b] = 0
+    for k in range(n_vals):
+        for b in range(m):
+            x = vals[k, b]
+            finite = np.isfinite(x)
+            buf[k, b] = x if finite else np.inf
+            counts[b] += 1 if finite else 0
+    for k in range(n_vals, npad):
+        for b in range(m):
+            buf[k, b] = np.inf
+    for c in range(pairs.shape[0]):
+        i = pairs[c, 0]
+        j = pairs[c, 1]
+        for b in range(m):
+            x = buf[i, b]
+            y = buf[j, b]
+            small = x < y
+            buf[i, b] = x if small else y
+            buf[j, b] = y if small else x
+    # First pass of every lane at once (vectorised across lanes): mean, then the sum of
+    # squared deviations, in sorted order.
     for b in range(m):
         total[b] = 0.0
         acc[b] = 0.0
-    for k in range(n_rows):
+    for k in range(n_vals):
         for b in range(m):
             total[b] += buf[k, b] if k < counts[b] else 0.0
     for b in range(m):
-        total[b] = total[b] / max(counts[b], 1)  # the mean
-    for k in range(n_rows):
+        total[b] = total[b] / max(counts[b], 1)
+    for k in range(n_vals):
         for b in range(m):
             d = total[b] - buf[k, b]
             acc[b] += d * d if k < counts[b] else 0.0
@@ -243,12 +199,11 @@ def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc, done):
         lo[b] = med - sigma * std
         hi[b] = med + sigma * std
         tol[b] = _tolerance(n, acc[b], big, med, std, sigma)
-    # Lanes that converge at once (nothing outside the bounds) and whose extreme values
-    # are certain are finished here, vectorised; ``total`` is reused as the count of
-    # values outside the bounds.
+    # Lanes with nothing outside the bounds and certain extremes converge at once;
+    # ``total`` is reused as the count of samples outside the bounds.
     for b in range(m):
         total[b] = 0.0
-    for k in range(n_rows):
+    for k in range(n_vals):
         for b in range(m):
             x = buf[k, b]
             outside = (k < counts[b]) & ((x < lo[b]) | (x > hi[b]))
@@ -256,51 +211,97 @@ def _first_pass(buf, counts, m, sigma, lo, hi, tol, total, acc, done):
     for b in range(m):
         n = counts[b]
         done[b] = False
-        if n == 0 or sigma < 0.0 or total[b] != 0.0:
-            continue
-        low_end, high_end = buf[0, b], buf[n - 1, b]
-        done[b] = low_end == high_end or not (_near(low_end, lo[b], tol[b])
-                                              or _near(high_end, hi[b], tol[b]))
-
-
-@_jit
-def block_bounds(vals, m, buf, pairs, lane, sigma, pass_limit, reject, lo, hi):
-    """Clip bounds of ``m`` lanes stored as columns of ``vals`` (float64, stack order).
-
-    ``buf`` (npad, BLOCK) and ``lane`` (len(vals),) are scratch arrays. Results go to
-    ``lo[0:m]`` and ``hi[0:m]``; they give exactly the reference's keep/reject decisions
-    through :func:`kept`. NaN bounds (nothing finite rejected) are returned as
-    ``(-inf, inf)`` so that the test needs no branch.
-    """
-    n_vals = vals.shape[0]
-    npad = buf.shape[0]
-    counts = np.zeros(BLOCK, dtype=np.int64)
-    tol = np.empty(BLOCK, dtype=np.float64)
-    total = np.empty(BLOCK, dtype=np.float64)
-    acc = np.empty(BLOCK, dtype=np.float64)
-    done = np.empty(BLOCK, dtype=np.bool_)
-    for k in range(n_vals):
-        for b in range(m):
-            x = vals[k, b]
-            finite = np.isfinite(x)
-            buf[k, b] = x if finite else np.inf
-            counts[b] += 1 if finite else 0
-    for k in range(n_vals, npad):
-        for b in range(m):
-            buf[k, b] = np.inf
-    _sort_block(buf, pairs, m)
-    _first_pass(buf[:n_vals], counts, m, sigma, lo, hi, tol, total, acc, done)
+        if n > 0 and sigma >= 0.0 and total[b] == 0.0:
+            low_end = buf[0, b]
+            high_end = buf[n - 1, b]
+            done[b] = low_end == high_end or not (abs(low_end - lo[b]) <= tol[b]
+                                                  or abs(high_end - hi[b]) <= tol[b])
+    # The remaining lanes, one at a time: shrink the sorted window pass by pass.
+    n_uncertain = 0
     for b in range(m):
         if done[b]:
-            low, high, ok = lo[b], hi[b], True
-        else:
-            low, high, ok = _sorted_bounds(buf, b, counts[b], lo[b], hi[b], tol[b], sigma,
-                                           pass_limit, reject)
-        if not ok:
-            for k in range(n_vals):
-                lane[k] = vals[k, b]
-            low, high = lane_bounds_exact(lane, sigma, pass_limit, reject)
-        if np.isnan(low):  # NaN bounds reject nothing finite: the same as (-inf, inf)
-            low, high = -np.inf, np.inf
+            continue
+        n = counts[b]
+        if n == 0:
+            lo[b] = -np.inf
+            hi[b] = np.inf
+            continue
+        if sigma < 0.0:
+            lo[b] = np.nan
+            n_uncertain += 1
+            continue
+        if buf[0, b] == buf[n - 1, b]:
+            # A constant lane: every order of summing identical values gives the same
+            # sums, so the first pass's bounds are exactly the literal algorithm's.
+            continue
+        low = lo[b]
+        high = hi[b]
+        eps = tol[b]
+        start = 0
+        stop = n
+        passes = 0
+        final = False  # True once the last bounds are known: check the whole lane
+        while True:
+            first = 0 if final else start
+            last = n if final else stop
+            new_start = first
+            while new_start < last and buf[new_start, b] < low:
+                new_start += 1
+            new_stop = last
+            while new_stop > new_start and buf[new_stop - 1, b] > high:
+                new_stop -= 1
+            if ((new_start > first and abs(buf[new_start - 1, b] - low) <= eps)
+                    or (new_start < last and abs(buf[new_start, b] - low) <= eps)
+                    or (new_stop > new_start and abs(buf[new_stop - 1, b] - high) <= eps)
+                    or (new_stop < last and abs(buf[new_stop, b] - high) <= eps)):
+                low = np.nan  # a decision too close to call
+                break
+            if final or (new_start == start and new_stop == stop):
+                if final:
+                    break
+                final = True
+                continue
+            start = new_start
+            stop = new_stop
+            passes += 1
+            if start == stop and reject:
+                final = True
+                continue
+            if pass_limit != -1 and passes >= pass_limit:
+                final = True
+                continue
+            if start == stop:  # everything rejected: NaN bounds keep nothing finite
+                low = -np.inf
+                high = np.inf
+                break
+            w = stop - start
+            half = w // 2
+            if w % 2 == 1:
+                med = buf[start + half, b]
+            else:
+                med = 0.5 * (buf[start + half, b] + buf[start + half - 1, b])
+            if buf[start, b] == buf[stop - 1, b]:
+                # A constant window: left-to-right sums of identical values are the
+                # literal algorithm's sums, so the bounds are exact (no tolerance).
+                v = buf[start, b]
+                mean = 0.0
+                for i in range(w):
+                    mean += v
+                mean = mean / w
+                sq = 0.0
+                for i in range(w):
+                    sq += (mean - v) * (mean - v)
+            else:
+                mean = _window_sum(buf, b, start, stop, 0.0, False) / w
+                sq = _window_sum(buf, b, start, stop, mean, True)
+            std = math.sqrt(sq / w)
+            big = max(abs(buf[start, b]), abs(buf[stop - 1, b]))
+            low = med - sigma * std
+            high = med + sigma * std
+            eps = -1.0 if buf[start, b] == buf[stop - 1, b] else _tolerance(w, sq, big, med,
+                                                                             std, sigma)
+        if np.isnan(low):
+            n_uncertain += 1
         lo[b] = low
         hi[b] = high
+    return n_uncertain
