@@ -85,8 +85,10 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
               scratch_t, scratch_k, out_sci, out_err, out_dq, out_n, uncertain):
     """Rateints tile, inputs (N, T, P): fills the outputs, flags uncertain pixels.
 
-    The clipped integration means of SCI and of float32 ERR² of every background
-    (spec §5.3) are the lanes ``d`` and ``e`` of the cross-exposure clip.
+    Each block of pixels runs ``2 N + 1`` clips: for every background the clip over
+    integrations of SCI and of float32 ERR² (whose clipped means, spec §5.3, become the
+    lanes ``d`` and ``e``), then the cross-exposure clip of ``d`` (spec §7). They share
+    one call of the clip so that it is compiled once.
     """
     n_bkg, n_int, n_pix = sci.shape
     tvals = scratch_t[0]
@@ -99,46 +101,50 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
     var_total = np.empty(BLOCK, dtype=np.float64)
     count = np.empty(BLOCK, dtype=np.int32)
     int_sum = np.empty(BLOCK, dtype=np.float32)
+    n_clips = 2 * n_bkg + 1
     for p0 in range(0, n_pix, BLOCK):
         m = min(BLOCK, n_pix - p0)
         q[:] = 0
-        for k in range(n_bkg):
-            if not overlaps[k]:
-                for b in range(m):
-                    d[k, b] = np.nan
-                    e[k, b] = np.nan
-                continue
-            for plane in range(2):  # 0: SCI, 1: ERR squared in float32
-                a = sci if plane == 0 else err
-                out = d if plane == 0 else e
+        for clip in range(n_clips):
+            final = clip == n_clips - 1
+            k = clip // 2
+            plane = clip % 2  # 0: SCI, 1: ERR squared in float32
+            a = sci if plane == 0 else err
+            out = d if plane == 0 else e
+            if not final:
+                if not overlaps[k]:
+                    for b in range(m):
+                        out[k, b] = np.nan
+                    continue
                 for t in range(n_int):
                     for b in range(m):
                         x = a[k, t, p0 + b]
                         tvals[t, b] = np.float64(x * x if plane else x)
-                if block_bounds(m, sigma, pass_limit, reject, scratch_t, lo, hi):
-                    for b in range(m):
-                        uncertain[p0 + b] |= np.isnan(lo[b])
-                int_sum[:] = 0.0
-                count[:] = 0
-                for t in range(n_int):  # float32 sums in integration order, per pixel
-                    for b in range(m):
-                        x = a[k, t, p0 + b]
-                        x = x * x if plane else x
-                        xd = np.float64(x)
-                        keep = (xd >= lo[b]) & (xd <= hi[b]) & (abs(xd) < np.inf)
-                        int_sum[b] = int_sum[b] + (x if keep else np.float32(0.0))
-                        count[b] += 1 if keep else 0
+                if plane == 0:
+                    for t in range(n_int):
+                        for b in range(m):
+                            q[b] |= dq[k, t, p0 + b]
+            if block_bounds(m, sigma, pass_limit, reject, scratch_k if final else scratch_t,
+                            lo, hi):
                 for b in range(m):
-                    if count[b] == 0:
-                        out[k, b] = np.nan if empty_nan else 0.0
-                    else:
-                        out[k, b] = np.float64(int_sum[b]) / count[b]
-            for t in range(n_int):
+                    uncertain[p0 + b] |= np.isnan(lo[b])
+            if final:
+                break
+            int_sum[:] = 0.0
+            count[:] = 0
+            for t in range(n_int):  # float32 sums in integration order, per pixel
                 for b in range(m):
-                    q[b] |= dq[k, t, p0 + b]
-        if block_bounds(m, sigma, pass_limit, reject, scratch_k, lo, hi):
+                    x = a[k, t, p0 + b]
+                    x = x * x if plane else x
+                    xd = np.float64(x)
+                    keep = (xd >= lo[b]) & (xd <= hi[b]) & (abs(xd) < np.inf)
+                    int_sum[b] = int_sum[b] + (x if keep else np.float32(0.0))
+                    count[b] += 1 if keep else 0
             for b in range(m):
-                uncertain[p0 + b] |= np.isnan(lo[b])
+                if count[b] == 0:
+                    out[k, b] = np.nan if empty_nan else 0.0
+                else:
+                    out[k, b] = np.float64(int_sum[b]) / count[b]
         total[:] = 0.0
         var_total[:] = 0.0
         count[:] = 0
