@@ -275,7 +275,8 @@ def test_job_runs_daskbkg_on_the_cluster(k8s):
 def test_containerfile():
     """Python 3.11 slim, non-root user, ``daskbkg`` entry point, existing COPY sources."""
     text = (CLUSTER / "Containerfile").read_text()
-    instructions = [line.split(None, 1) for line in text.splitlines()
+    logical = text.replace("\\\n", " ")  # join continued lines
+    instructions = [line.split(None, 1) for line in logical.splitlines()
                     if line.strip() and not line.lstrip().startswith("#")
                     and not line.startswith((" ", "\t"))]
     by_kind = {}
@@ -286,6 +287,10 @@ def test_containerfile():
     user = by_kind["USER"][-1].split(":")[0]
     assert user not in ("root", "0")
     assert any("pip install /src" in run for run in by_kind["RUN"])
+    # the kernels are compiled at build time into a cache the runtime user can write
+    warm = [run for run in by_kind["RUN"] if "preload(rateints=True)" in run]
+    assert len(warm) == 1 and "chown -R daskbkg:daskbkg /opt/daskbkg" in warm[0]
+    assert "NUMBA_CACHE_DIR=/opt/daskbkg/numba-cache" in text
     for copy in by_kind["COPY"]:
         *sources, _dest = shlex.split(copy)
         for source in sources:

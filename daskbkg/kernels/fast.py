@@ -24,9 +24,11 @@ def _configure_cache() -> None:
 
     numba invalidates a cached function only when its own file changes, not when a
     function it calls (in another module) changes, so a stale cache could run old code
-    after an edit or a partial upgrade. A folder per source version
-    (``$NUMBA_CACHE_DIR`` or ``~/.cache/daskbkg/numba``, then ``kernels-<hash>``)
-    rules that out.
+    after an edit or a partial upgrade. A folder per source version, numba version and
+    NumPy minor version (``$NUMBA_CACHE_DIR`` or ``~/.cache/daskbkg/numba``, then
+    ``kernels-<hash>-numba<x.y.z>-numpy<x.y>``) rules that out, and also keeps a cache
+    compiled in another environment (such as the build environment of
+    ``daskbkg/_build``) from being used with a different NumPy.
     """
     import hashlib
     import os
@@ -36,7 +38,9 @@ def _configure_cache() -> None:
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     base = numba.config.CACHE_DIR or os.path.join(os.path.expanduser("~"), ".cache",
                                                   "daskbkg", "numba")
-    numba.config.CACHE_DIR = os.path.join(base, f"kernels-{digest}-numba{numba.__version__}")
+    numpy_abi = ".".join(np.__version__.split(".")[:2])
+    numba.config.CACHE_DIR = os.path.join(
+        base, f"kernels-{digest}-numba{numba.__version__}-numpy{numpy_abi}")
 
 
 _configure_cache()
