@@ -1,6 +1,6 @@
 """Pure per-tile kernels: the exact sigma clip and the combined-background computation.
 
-Two implementations sit behind one interface:
+Three implementations sit behind one interface:
 
 * :func:`combine_tile_reference` (module :mod:`.clip`), NumPy/Python, literal to
   ``imaging.md`` §5-§7;
@@ -8,7 +8,8 @@ Two implementations sit behind one interface:
   bit-identical to it;
 * :func:`combine_tile_sorted` (modules :mod:`.sortclip`, :mod:`.blocked`), numba, sorts
   each lane once and proves per pass that its decisions equal the literal algorithm's
-  (falling back to it otherwise), bit-identical and several times faster.
+  (pixels where it cannot are recomputed by a literal kernel), bit-identical and several
+  times faster.
 
 :func:`combine_tile` is the sort-once kernel when numba is importable and the reference
 kernel otherwise. No kernel touches dask or files.
@@ -50,9 +51,9 @@ __all__ = [
 def preload(rateints: bool = False) -> None:
     """Compile (or load from the on-disk cache) the default kernel by running it once.
 
-    Called in a background thread at the start of a CLI run, so that loading the compiled
-    code overlaps with reading headers and building the graph; and by ``daskbkg demo`` to
-    fill the numba cache after installation.
+    Fills the numba cache: called by the build backend after an editable install
+    (``daskbkg/_build``), by ``daskbkg demo`` and when the container image is built.
+    Calling it again loads the compiled code from the cache.
     """
     import numpy as np
 
