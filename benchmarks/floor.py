@@ -1,7 +1,9 @@
 """The I/O floor: interpreter + imports + reading every input tile once + writing outputs.
 
 No computation: the target's own SCI/DQ are written as the "output". Inputs are read
-with daskbkg's reader in full-width row strips on all cores, each file once.
+with daskbkg's reader in full-width row strips on all cores, each file once; strips of
+the backgrounds are dropped as soon as they are read (a streaming pass, as daskbkg
+does), so the floor pays no page faults for holding the whole stack.
 """
 
 from __future__ import annotations
@@ -24,15 +26,18 @@ from daskbkg.io import read_exposure  # noqa: E402
 ROWS = 64
 
 
-def _read_all(exposure) -> dict:
+def _read_all(exposure, keep: bool = False) -> dict:
+    """Read every strip of SCI, ERR and DQ once; return the arrays only if ``keep``."""
     out = {}
     for ext in ("sci", "err", "dq"):
         reader = getattr(exposure, ext)
-        data = np.empty(reader.shape, reader.dtype)
+        data = np.empty(reader.shape, reader.dtype) if keep else None
         ny = reader.shape[-2]
         for r0 in range(0, ny, ROWS):
             key = (Ellipsis, slice(r0, min(r0 + ROWS, ny)), slice(None))
-            data[key] = reader[key]
+            strip = reader[key]
+            if keep:
+                data[key] = strip
         out[ext] = data
     return out
 
@@ -42,10 +47,9 @@ def main() -> None:
     files = sorted({f for t, b in pairs for f in [t, *b]})
     exposures = {f: read_exposure(f) for f in files}
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        arrays = dict(zip(files, pool.map(lambda f: _read_all(exposures[f]), files)))
-        del arrays  # background data read and dropped, like a streaming pass
+        list(pool.map(lambda f: _read_all(exposures[f]), files))
     for target, _ in pairs:
-        data = _read_all(exposures[target])
+        data = _read_all(exposures[target], keep=True)
         with fits.open(target) as hdul:
             hdul["SCI"].data = data["sci"]
             hdul["DQ"].data = data["dq"]
