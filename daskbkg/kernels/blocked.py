@@ -44,6 +44,7 @@ def _rate(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch,
     """Rate-mode tile, inputs (N, P): fills the outputs, flags uncertain pixels."""
     vals = scratch[0]
     n_bkg, n_pix = sci.shape
+    squares = np.empty((n_bkg, BLOCK), dtype=np.float64)
     lo = np.empty(BLOCK, dtype=np.float64)
     hi = np.empty(BLOCK, dtype=np.float64)
     total = np.empty(BLOCK, dtype=np.float64)
@@ -52,29 +53,34 @@ def _rate(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch,
     q = np.empty(BLOCK, dtype=np.uint32)
     for p0 in range(0, n_pix, BLOCK):
         m = min(BLOCK, n_pix - p0)
+        q[:] = 0
+        # One pass over the inputs: SCI and float32 ERR² as float64 lanes, DQ ORed.
         for k in range(n_bkg):
-            nan_lane = not overlaps[k]
-            for b in range(m):
-                vals[k, b] = np.nan if nan_lane else np.float64(sci[k, p0 + b])
+            if overlaps[k]:
+                for b in range(m):
+                    vals[k, b] = np.float64(sci[k, p0 + b])
+                    v = err[k, p0 + b]
+                    squares[k, b] = np.float64(v * v)
+                    q[b] |= dq[k, p0 + b]
+            else:  # a NaN lane is never kept
+                for b in range(m):
+                    vals[k, b] = np.nan
+                    squares[k, b] = 0.0
         if block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
             for b in range(m):
                 uncertain[p0 + b] = np.isnan(lo[b])
         total[:] = 0.0
         var_total[:] = 0.0
         count[:] = 0
-        q[:] = 0
-        # Ascending k for every pixel (spec §7), vectorised across the block's pixels.
+        # Ascending k for every pixel (spec §7), vectorised across the block's pixels;
+        # adding +0.0 for a rejected sample leaves the +0.0-started sums unchanged.
         for k in range(n_bkg):
-            if not overlaps[k]:
-                continue
             for b in range(m):
                 x = vals[k, b]
-                v = err[k, p0 + b]
                 keep = (x >= lo[b]) & (x <= hi[b]) & (abs(x) < np.inf)
                 total[b] += x if keep else 0.0
-                var_total[b] += np.float64(v * v) if keep else 0.0
+                var_total[b] += squares[k, b] if keep else 0.0
                 count[b] += 1 if keep else 0
-                q[b] |= dq[k, p0 + b]
         for b in range(m):
             _store(p0 + b, total[b], var_total[b], count[b], q[b], none_nan, out_sci, out_err,
                    out_dq, out_n)

@@ -134,6 +134,17 @@ def _window_sum(buf, b, start, stop, center, square):
     return (s0 + s1) + (s2 + s3)
 
 
+@numba.njit(inline="always")
+def _first_bounds(buf, b, n, sq, sigma):
+    """Bounds and tolerance of the first pass of sorted lane ``b`` (``n`` finite samples,
+    ``sq`` the sum of their squared deviations from the mean)."""
+    half = n // 2
+    med = buf[half, b] if n % 2 == 1 else 0.5 * (buf[half, b] + buf[half - 1, b])
+    std = math.sqrt(sq / n)
+    big = max(abs(buf[0, b]), abs(buf[n - 1, b]))
+    return med - sigma * std, med + sigma * std, _tolerance(n, sq, big, med, std, sigma)
+
+
 @_jit
 def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
     """Clip bounds of the first ``m`` lanes held as columns of ``scratch[0]``.
@@ -190,17 +201,16 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
         for b in range(m):
             d = total[b] - buf[k, b]
             acc[b] += d * d if k < counts[b] else 0.0
+    full = n_vals > 0
     for b in range(m):
-        n = counts[b]
-        if n == 0:
-            continue
-        half = n // 2
-        med = buf[half, b] if n % 2 == 1 else 0.5 * (buf[half, b] + buf[half - 1, b])
-        std = math.sqrt(acc[b] / n)
-        big = max(abs(buf[0, b]), abs(buf[n - 1, b]))
-        lo[b] = med - sigma * std
-        hi[b] = med + sigma * std
-        tol[b] = _tolerance(n, acc[b], big, med, std, sigma)
+        full &= counts[b] == n_vals
+    if full:  # the usual block, no NaN: one sample count for all lanes, so this vectorises
+        for b in range(m):
+            lo[b], hi[b], tol[b] = _first_bounds(buf, b, n_vals, acc[b], sigma)
+    else:
+        for b in range(m):
+            if counts[b] > 0:
+                lo[b], hi[b], tol[b] = _first_bounds(buf, b, counts[b], acc[b], sigma)
     # Lanes with nothing outside the bounds and certain extremes converge at once;
     # ``total`` is reused as the count of samples outside the bounds.
     for b in range(m):
