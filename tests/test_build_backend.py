@@ -72,3 +72,26 @@ def test_failed_warm_up_never_fails_the_build(tmp_path, monkeypatch, capsys):
                         lambda *args: built.append(args) or "daskbkg-0-py3-none-any.whl")
     assert backend.build_editable(str(tmp_path)) == "daskbkg-0-py3-none-any.whl"
     assert built and "no compiler today" in capsys.readouterr().err
+
+
+def test_sdist_carries_the_backend(tmp_path):
+    """The sdist's pyproject.toml names daskbkg/_build as backend path: it must be inside,
+    or nobody could build a wheel from the sdist."""
+    import shutil
+    import tarfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "daskbkg", src / "daskbkg",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    script = ("import sys; sys.path.insert(0, 'daskbkg/_build'); import daskbkg_backend as b; "
+              "print(b.build_sdist(sys.argv[1]))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "dist")], cwd=src,
+                          capture_output=True, text=True, check=True)
+    name = done.stdout.strip().splitlines()[-1]
+    with tarfile.open(tmp_path / "dist" / name) as sdist:
+        members = {m.split("/", 1)[1] for m in sdist.getnames() if "/" in m}
+    assert "daskbkg/_build/daskbkg_backend.py" in members
+    assert "daskbkg/kernels/sortclip.py" in members
