@@ -62,7 +62,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunks", default=None,
                    help="tile shape ROWS or ROWS,COLS (default: row strips sized by --memory-limit)")
     p.add_argument(*_flag("memory_limit"), default=None,
-                   help="working-set budget for tiles in flight, e.g. 512MB (default 256MiB)")
+                   help="working-set budget for tiles in flight, e.g. 512MB (default 128MiB)")
     p.add_argument("--scheduler", default=None,
                    help="threads (default), processes, synchronous, a tcp://host:port scheduler "
                         "address or a scheduler file")

@@ -10,7 +10,7 @@ from .errors import ParameterError
 __all__ = ["TilePlan", "plan_tiles", "parse_chunks", "parse_memory", "DEFAULT_MEMORY_LIMIT"]
 
 #: Default working-set budget for the tiles in flight (bytes).
-DEFAULT_MEMORY_LIMIT = 256 * 2**20
+DEFAULT_MEMORY_LIMIT = 128 * 2**20
 # SCI + ERR + DQ bytes per sample, counted twice (raw read and stacked copy / scratch).
 _BYTES_PER_SAMPLE = 24
 
@@ -100,7 +100,7 @@ def plan_tiles(
         Explicit tile shape; ``-1`` columns means full width.
     memory_limit : int, optional
         Budget in bytes for the tiles processed at once (split between the threads).
-        Default: 128 MiB per thread, capped by a quarter of the available memory, so
+        Default: 64 MiB per thread, capped by a quarter of the available memory, so
         that the tile height does not shrink on machines (or cluster workers) with many
         cores.
     threads : int, optional
@@ -119,8 +119,10 @@ def plan_tiles(
     if memory_limit:
         per_thread = memory_limit // threads
     else:
-        # Default: 128 MiB per thread (256 MiB on this project's 2-core reference
+        # Default: 64 MiB per thread (128 MiB on this project's 2-core reference
         # machine), whatever the core count, within a quarter of the available memory.
+        # Smaller tiles stay in the caches better: at 128 MiB per thread, N=32 ran
+        # about 7 % slower (benchmarks/RESULTS.md).
         per_thread = min(DEFAULT_MEMORY_LIMIT // 2, _available_memory() // (4 * threads))
     per_row = (max(n_stack, 1) + 1) * max(nints, 1) * nx * _BYTES_PER_SAMPLE
     rows = max(1, per_thread // per_row)
