@@ -26,16 +26,35 @@ REFERENCE_RECOMPUTE_LIMIT = 256
 
 
 @numba.njit(inline="always")
-def _store(p, total, var_total, count, q, none_nan, out_sci, out_err, out_dq, out_n):
-    """Write one pixel's combined values (spec §7), rounding to float32."""
-    if count == 0:
-        out_sci[p] = np.nan if none_nan else np.float32(0.0)
-        out_err[p] = np.float32(0.0)
-    else:
-        out_sci[p] = np.float32(total / count)
-        out_err[p] = np.float32(np.sqrt(var_total) / count)
-    out_dq[p] = q
-    out_n[p] = count
+def _mean_of_kept(p0, m, lanes, variances, lo, hi, q, none_nan, total, var_total, count,
+                  out_sci, out_err, out_dq, out_n):
+    """Combine the ``m`` lanes of a block into pixels ``p0:p0+m`` of the outputs (spec §7).
+
+    The kept samples of each lane (finite, within ``lo``/``hi``) are averaged and their
+    variances summed in quadrature, in ascending background order for every pixel and
+    vectorised across pixels: adding +0.0 for a rejected sample leaves the +0.0-started
+    sums unchanged. ``total``, ``var_total`` and ``count`` are the caller's scratch.
+    """
+    total[:] = 0.0
+    var_total[:] = 0.0
+    count[:] = 0
+    for k in range(lanes.shape[0]):
+        for b in range(m):
+            x = lanes[k, b]
+            keep = (x >= lo[b]) & (x <= hi[b]) & (abs(x) < np.inf)
+            total[b] += x if keep else 0.0
+            var_total[b] += variances[k, b] if keep else 0.0
+            count[b] += 1 if keep else 0
+    for b in range(m):
+        p = p0 + b
+        if count[b] == 0:
+            out_sci[p] = np.nan if none_nan else np.float32(0.0)
+            out_err[p] = np.float32(0.0)
+        else:
+            out_sci[p] = np.float32(total[b] / count[b])
+            out_err[p] = np.float32(np.sqrt(var_total[b]) / count[b])
+        out_dq[p] = q[b]
+        out_n[p] = count[b]
 
 
 @_jit
@@ -69,21 +88,8 @@ def _rate(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch,
         if block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
             for b in range(m):
                 uncertain[p0 + b] = np.isnan(lo[b])
-        total[:] = 0.0
-        var_total[:] = 0.0
-        count[:] = 0
-        # Ascending k for every pixel (spec §7), vectorised across the block's pixels;
-        # adding +0.0 for a rejected sample leaves the +0.0-started sums unchanged.
-        for k in range(n_bkg):
-            for b in range(m):
-                x = vals[k, b]
-                keep = (x >= lo[b]) & (x <= hi[b]) & (abs(x) < np.inf)
-                total[b] += x if keep else 0.0
-                var_total[b] += squares[k, b] if keep else 0.0
-                count[b] += 1 if keep else 0
-        for b in range(m):
-            _store(p0 + b, total[b], var_total[b], count[b], q[b], none_nan, out_sci, out_err,
-                   out_dq, out_n)
+        _mean_of_kept(p0, m, vals, squares, lo, hi, q, none_nan, total, var_total, count,
+                      out_sci, out_err, out_dq, out_n)
 
 
 @_jit
@@ -151,19 +157,8 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
                     out[k, b] = np.nan if empty_nan else 0.0
                 else:
                     out[k, b] = np.float64(int_sum[b]) / count[b]
-        total[:] = 0.0
-        var_total[:] = 0.0
-        count[:] = 0
-        for k in range(n_bkg):  # ascending k for every pixel (spec §7)
-            for b in range(m):
-                x = d[k, b]
-                keep = (x >= lo[b]) & (x <= hi[b]) & (abs(x) < np.inf)
-                total[b] += x if keep else 0.0
-                var_total[b] += e[k, b] if keep else 0.0
-                count[b] += 1 if keep else 0
-        for b in range(m):
-            _store(p0 + b, total[b], var_total[b], count[b], q[b], none_nan, out_sci, out_err,
-                   out_dq, out_n)
+        _mean_of_kept(p0, m, d, e, lo, hi, q, none_nan, total, var_total, count, out_sci,
+                      out_err, out_dq, out_n)
 
 
 def _recompute_uncertain(uncertain, sci, err, dq, overlaps, sigma, pass_limit, reject,
