@@ -199,7 +199,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .campaign import Campaign
     from .scheduling import use_scheduler
 
-
     settings = settings_from_args(args)
     if args.bkg and all(i.lower().endswith(".json") for i in args.inputs):
         log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
