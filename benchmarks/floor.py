@@ -44,11 +44,13 @@ def _read_all(exposure, keep: bool = False) -> dict:
 
 def main() -> None:
     pairs, outdir = products()
+    targets = [t for t, _ in pairs]
     files = sorted({f for t, b in pairs for f in [t, *b]})
     exposures = {f: read_exposure(f) for f in files}
+    backgrounds = [f for f in files if f not in set(targets)]
     with ThreadPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(lambda f: _read_all(exposures[f]), files))
-    for target, _ in pairs:
+        list(pool.map(lambda f: _read_all(exposures[f]), backgrounds))
+    for target in targets:  # read once, kept for the output
         data = _read_all(exposures[target], keep=True)
         with fits.open(target) as hdul:
             hdul["SCI"].data = data["sci"]

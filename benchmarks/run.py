@@ -107,18 +107,10 @@ def install_cache(root: Path) -> tuple[Path, float]:
     spec.loader.exec_module(backend)
     cache = root / "numba-install"
     shutil.rmtree(cache, ignore_errors=True)
-    saved = os.environ.get("NUMBA_CACHE_DIR")
-    os.environ["NUMBA_CACHE_DIR"] = str(cache)
-    try:
-        start = time.perf_counter()
-        if not backend.warm_kernel_cache():
-            raise RuntimeError("the build backend's cache warm-up failed")
-        return cache, time.perf_counter() - start
-    finally:
-        if saved is None:
-            del os.environ["NUMBA_CACHE_DIR"]
-        else:
-            os.environ["NUMBA_CACHE_DIR"] = saved
+    start = time.perf_counter()
+    if not backend.warm_kernel_cache(env={"NUMBA_CACHE_DIR": str(cache)}):
+        raise RuntimeError("the build backend's cache warm-up failed")
+    return cache, time.perf_counter() - start
 
 
 def measure(cfg: Config, root: Path, repeat: int, installed: Path) -> dict:

@@ -40,14 +40,18 @@ if HAVE_NUMBA:
 """
 
 
-def warm_kernel_cache() -> bool:
-    """Compile the default kernels into the numba cache; True on success."""
+def warm_kernel_cache(env: dict[str, str] | None = None) -> bool:
+    """Compile the default kernels into the numba cache; True on success.
+
+    ``env`` adds variables for the compiling process (e.g. ``NUMBA_CACHE_DIR``).
+    """
     if os.environ.get("DASKBKG_NO_CACHE_WARMUP", "") not in ("", "0"):
         return False
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-c", _WARMUP, str(ROOT / "daskbkg")],
-                              capture_output=True, text=True, timeout=WARMUP_TIMEOUT_S)
+                              env={**os.environ, **(env or {})}, capture_output=True,
+                              text=True, timeout=WARMUP_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"daskbkg: numba cache warm-up skipped ({exc})", file=sys.stderr)
         return False

@@ -26,6 +26,18 @@ REFERENCE_RECOMPUTE_LIMIT = 256
 
 
 @numba.njit(inline="always")
+def _block_arrays():
+    """Per-block working arrays of the combine kernels, allocated in the kernel itself.
+
+    Returns ``(lo, hi, q, total, var_total, count)``: clip bounds, DQ accumulator and
+    the sums of :func:`_mean_of_kept`, each ``BLOCK`` long.
+    """
+    return (np.empty(BLOCK, dtype=np.float64), np.empty(BLOCK, dtype=np.float64),
+            np.empty(BLOCK, dtype=np.uint32), np.empty(BLOCK, dtype=np.float64),
+            np.empty(BLOCK, dtype=np.float64), np.empty(BLOCK, dtype=np.int32))
+
+
+@numba.njit(inline="always")
 def _mean_of_kept(p0, m, lanes, variances, lo, hi, q, none_nan, total, var_total, count,
                   out_sci, out_err, out_dq, out_n):
     """Combine the ``m`` lanes of a block into pixels ``p0:p0+m`` of the outputs (spec §7).
@@ -64,12 +76,7 @@ def _rate(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch,
     vals = scratch[0]
     n_bkg, n_pix = sci.shape
     squares = np.empty((n_bkg, BLOCK), dtype=np.float64)
-    lo = np.empty(BLOCK, dtype=np.float64)
-    hi = np.empty(BLOCK, dtype=np.float64)
-    total = np.empty(BLOCK, dtype=np.float64)
-    var_total = np.empty(BLOCK, dtype=np.float64)
-    count = np.empty(BLOCK, dtype=np.int32)
-    q = np.empty(BLOCK, dtype=np.uint32)
+    lo, hi, q, total, var_total, count = _block_arrays()
     for p0 in range(0, n_pix, BLOCK):
         m = min(BLOCK, n_pix - p0)
         q[:] = 0
@@ -106,12 +113,7 @@ def _rateints(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none
     tvals = scratch_t[0]
     d = scratch_k[0]
     e = np.empty((n_bkg, BLOCK), dtype=np.float64)
-    lo = np.empty(BLOCK, dtype=np.float64)
-    hi = np.empty(BLOCK, dtype=np.float64)
-    q = np.empty(BLOCK, dtype=np.uint32)
-    total = np.empty(BLOCK, dtype=np.float64)
-    var_total = np.empty(BLOCK, dtype=np.float64)
-    count = np.empty(BLOCK, dtype=np.int32)
+    lo, hi, q, total, var_total, count = _block_arrays()
     int_sum = np.empty(BLOCK, dtype=np.float32)
     n_clips = 2 * n_bkg + 1
     for p0 in range(0, n_pix, BLOCK):

@@ -292,7 +292,8 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
                 med = buf[start + half, b]
             else:
                 med = 0.5 * (buf[start + half, b] + buf[start + half - 1, b])
-            if buf[start, b] == buf[stop - 1, b]:
+            constant = buf[start, b] == buf[stop - 1, b]
+            if constant:
                 # A constant window: left-to-right sums of identical values are the
                 # literal algorithm's sums, so the bounds are exact (no tolerance).
                 v = buf[start, b]
@@ -310,8 +311,7 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
             big = max(abs(buf[start, b]), abs(buf[stop - 1, b]))
             low = med - sigma * std
             high = med + sigma * std
-            eps = -1.0 if buf[start, b] == buf[stop - 1, b] else _tolerance(w, sq, big, med,
-                                                                             std, sigma)
+            eps = -1.0 if constant else _tolerance(w, sq, big, med, std, sigma)
         if np.isnan(low):
             n_uncertain += 1
         lo[b] = low
