@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = ROOT / "daskbkg" / "_build" / "daskbkg_backend.py"
-KERNELS = ("block_bounds", "_rate", "_rateints")
+KERNELS = ("block_bounds", "rate_kernel", "rateints_kernel")
 
 
 def _load_backend():
@@ -37,13 +37,21 @@ def test_pyproject_uses_the_backend():
 
 
 def test_warm_up_fills_the_cache_used_by_a_later_run(tmp_path, monkeypatch):
-    """After the warm-up, a new process loads every kernel and compiles nothing."""
+    """After the warm-up, a new process loads every kernel and compiles nothing; with a
+    C compiler at hand the native library is there too."""
+    import shutil
+
     backend = _load_backend()
     cache = tmp_path / "cache"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
     monkeypatch.delenv("DASKBKG_NO_CACHE_WARMUP", raising=False)
     assert backend.warm_kernel_cache() is True
     assert _cached_kernels(cache) == set(KERNELS)
+    if shutil.which("cc") and sys.platform.startswith("linux"):
+        from daskbkg.kernels import native
+
+        assert native.library_dir().parent == cache
+        assert (native.library_dir() / "ok").exists()
     run = subprocess.run(
         [sys.executable, "-c", "from daskbkg.kernels import preload; preload(); "
                                "preload(rateints=True)"],

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daskbkg.kernels import combine_tile_reference, combine_tile_sorted
-from daskbkg.kernels.sortclip import network
+from daskbkg.kernels.workspace import network
 from daskbkg.options import normalize_maxiters
 
 
@@ -92,7 +92,7 @@ def _tie_stack(rateints, seed=3):
 @pytest.mark.parametrize("limit", [0, 10**9], ids=["compiled-fallback", "numpy-fallback"])
 def test_uncertain_pixels_recomputed_by_either_literal_kernel(monkeypatch, rateints, limit):
     """Uncertain pixels are flagged and recomputed; both recompute routes give the bits."""
-    from daskbkg.kernels import blocked
+    from daskbkg.kernels import sort_once as blocked
 
     calls = []
     for name in ("combine_tile_reference", "combine_tile_fast"):
@@ -117,7 +117,7 @@ def test_uncertain_pixels_recomputed_by_either_literal_kernel(monkeypatch, ratei
 @pytest.mark.parametrize("rateints", [False, True])
 def test_smooth_data_needs_no_recompute(monkeypatch, rateints):
     """Continuous data decide every sample with certainty: no literal kernel runs."""
-    from daskbkg.kernels import blocked
+    from daskbkg.kernels import sort_once as blocked
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a literal kernel was called")
@@ -141,7 +141,7 @@ def test_constant_window_after_a_pass_is_exact_without_recompute(monkeypatch, va
     """Zero-filled or flat lanes with one outlier: the surviving window is constant, its
     bounds equal its value exactly and every survivor sits on them. The kernel knows the
     bounds are exact (sums of identical values), so it needs no literal recompute."""
-    from daskbkg.kernels import blocked
+    from daskbkg.kernels import sort_once as blocked
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a literal kernel was called")

@@ -17,22 +17,31 @@ kernel otherwise. No kernel touches dask or files.
 
 from __future__ import annotations
 
-from .clip import clip_lane_bounds, clip_lane_mask, clip_mask, combine_tile_reference
+import importlib.util
 
-try:
-    from .blocked import combine_tile_sorted
-    from .fast import clip_lane_bounds_fast, combine_tile_fast
-except ModuleNotFoundError as exc:  # numba not installed: fall back to the reference kernel
-    if exc.name not in ("numba", "llvmlite"):
-        raise
-    clip_lane_bounds_fast = None
-    combine_tile_fast = None
+from .clip import clip_lane_bounds, clip_lane_mask, clip_mask, combine_tile_reference
+from .sort_once import combine_tile_sorted, kernels_available
+from .workspace import BLOCK
+
+#: numba is installed (the literal compiled kernels of :mod:`.fast` can run).
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+if not kernels_available():  # neither numba nor a native library: the reference kernel
     combine_tile_sorted = None
     combine_tile = combine_tile_reference
-    HAVE_NUMBA = False
 else:
     combine_tile = combine_tile_sorted
-    HAVE_NUMBA = True
+
+
+def __getattr__(name: str):
+    """The numba kernels of :mod:`.fast`, imported on first use (None without numba)."""
+    if name in ("clip_lane_bounds_fast", "combine_tile_fast"):
+        if not HAVE_NUMBA:
+            return None
+        from . import fast
+
+        return getattr(fast, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HAVE_NUMBA",
@@ -49,15 +58,32 @@ __all__ = [
 
 
 def preload(rateints: bool = False) -> None:
-    """Compile (or load from the on-disk cache) the default kernel by running it once.
+    """Compile the default kernel (numba cache and native library) and run it once.
 
-    Fills the numba cache: called by the build backend after an editable install
-    (``daskbkg/_build``), by ``daskbkg demo`` and when the container image is built.
-    Calling it again loads the compiled code from the cache.
+    Called by the build backend after an editable install (``daskbkg/_build``), by
+    ``daskbkg demo`` and when the container image is built. With numba it fills the
+    numba cache for the ``rateints`` or rate kernel and, where a C compiler is available,
+    writes the native library (:mod:`.native`, both modes) that later processes load
+    without importing numba. Calling it again finds everything built.
     """
     import numpy as np
 
-    shape = (2, 2, 1, 1) if rateints else (2, 1, 1)
+    from .sort_once import combine_rate_blocked, combine_rateints_blocked
+
+    shape = (2, 2, BLOCK + 1) if rateints else (2, BLOCK + 1)  # a whole block and a tail
     values = np.ones(shape, dtype=np.float32)
-    combine_tile(values, values, np.zeros(shape, dtype=np.uint32), np.ones(2, dtype=bool),
-                 3.0, -1, rateints=rateints)
+    args = (values, values, np.zeros(shape, dtype=np.uint32), np.ones(2, dtype=bool),
+            3.0, -1, 0)
+    outputs = [np.empty(BLOCK + 1, dtype=t)
+               for t in (np.float32, np.float32, np.uint32, np.int32)]
+    if HAVE_NUMBA:
+        from . import blocked
+        from .native import build
+
+        if rateints:
+            combine_rateints_blocked(*args, False, False, *outputs,
+                                     kernel=blocked.rateints_kernel)
+        else:
+            combine_rate_blocked(*args, False, *outputs, kernel=blocked.rate_kernel)
+        build()
+    combine_tile(values, values, args[2], args[3], 3.0, -1, rateints=rateints)

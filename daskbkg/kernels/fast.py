@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from ._common import check_pass_limit, check_sigma, clip_mode, run_tile_kernel
+from .native import cache_root, source_digest
 
 __all__ = ["clip_lane_bounds_fast", "combine_tile_fast"]
 
@@ -25,33 +26,30 @@ def _configure_cache() -> None:
     numba invalidates a cached function only when its own file changes, not when a
     function it calls (in another module) changes, so a stale cache could run old code
     after an edit or a partial upgrade. A folder per source version, numba version and
-    NumPy minor version (``$NUMBA_CACHE_DIR`` or ``~/.cache/daskbkg/numba``, then
+    NumPy minor version (under :func:`~daskbkg.kernels.native.cache_root`:
     ``kernels-<hash>-numba<x.y.z>-numpy<x.y>``) rules that out, and also keeps a cache
     compiled in another environment (such as the build environment of
     ``daskbkg/_build``) from being used with a different NumPy.
     """
-    import hashlib
-    import os
-    from pathlib import Path
-
-    sources = sorted(Path(__file__).parent.glob("*.py"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    base = numba.config.CACHE_DIR or os.path.join(os.path.expanduser("~"), ".cache",
-                                                  "daskbkg", "numba")
     numpy_abi = ".".join(np.__version__.split(".")[:2])
-    numba.config.CACHE_DIR = os.path.join(
-        base, f"kernels-{digest}-numba{numba.__version__}-numpy{numpy_abi}")
+    numba.config.CACHE_DIR = str(
+        cache_root() / f"kernels-{source_digest()}-numba{numba.__version__}-numpy{numpy_abi}")
 
 
 _configure_cache()
 
 
 def _jit(func):
-    """Compile ``func`` serially, GIL released, cached on disk when a cache dir is writable."""
+    """Compile ``func`` serially, GIL released, cached on disk when a cache dir is writable.
+
+    ``error_model="numpy"``: a division by zero gives inf/NaN instead of raising. The
+    kernels never divide by zero, so no result changes, but the compiled code then has
+    no exception path, which lets it run outside numba (:mod:`.native`).
+    """
     try:
-        return numba.njit(nogil=True, cache=True)(func)
+        return numba.njit(nogil=True, cache=True, error_model="numpy")(func)
     except RuntimeError:  # numba found no writable cache location: compile per process
-        return numba.njit(nogil=True)(func)
+        return numba.njit(nogil=True, error_model="numpy")(func)
 
 
 

@@ -28,59 +28,23 @@ compiled only if a tile has many uncertain pixels.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numba
 import numpy as np
 
 from .fast import _jit
+from .workspace import BLOCK
 
+__all__ = ["block_bounds"]
 
-__all__ = ["BLOCK", "block_bounds", "block_scratch", "network"]
-
-#: Lanes sorted together (the vector width of the sorting network loop).
-BLOCK = 64
 _U = 2.0**-53
 
 
-@functools.lru_cache(maxsize=None)
-def network(n: int) -> tuple[int, np.ndarray]:
-    """Batcher odd-even merge-sort comparators for ``n`` values.
-
-    Returns
-    -------
-    npad : int
-        ``n`` rounded up to a power of two (the lanes are padded with +inf).
-    pairs : numpy.ndarray of int32, shape (n_comparators, 2)
-        Compare-exchange index pairs ``(i, j)`` with ``i < j``.
-    """
-    npad = 1
-    while npad < max(n, 1):
-        npad *= 2
-    pairs = []
-    p = 1
-    while p < npad:
-        k = p
-        while k >= 1:
-            for j in range(k % p, npad - k, 2 * k):
-                for i in range(min(k, npad - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return npad, np.array(pairs, dtype=np.int32).reshape(-1, 2)
-
-
-def block_scratch(n_rows: int) -> tuple:
-    """Arrays shared by :func:`block_bounds` and its caller for lanes of ``n_rows`` samples.
-
-    Returns ``(vals, buf, pairs)``: ``vals`` (n_rows, BLOCK) receives the lanes (one per
-    column, stack order), ``buf`` is the padded sorting space and ``pairs`` the network.
-    """
-    npad, pairs = network(n_rows)
-    return (np.empty((n_rows, BLOCK), dtype=np.float64),
-            np.empty((npad, BLOCK), dtype=np.float64), pairs)
+@numba.njit(inline="always")
+def _at(buf, i, b):
+    """``buf[i, b]`` as float64: all arithmetic on samples is done in float64."""
+    return np.float64(buf[i, b])
 
 
 @numba.njit(inline="always")
@@ -111,10 +75,10 @@ def _window_sum(buf, b, start, stop, center, square):
     s3 = 0.0
     i = start
     while i + 4 <= stop:
-        x0 = buf[i, b]
-        x1 = buf[i + 1, b]
-        x2 = buf[i + 2, b]
-        x3 = buf[i + 3, b]
+        x0 = _at(buf, i, b)
+        x1 = _at(buf, i + 1, b)
+        x2 = _at(buf, i + 2, b)
+        x3 = _at(buf, i + 3, b)
         if square:
             x0 = (center - x0) * (center - x0)
             x1 = (center - x1) * (center - x1)
@@ -126,7 +90,7 @@ def _window_sum(buf, b, start, stop, center, square):
         s3 += x3
         i += 4
     while i < stop:
-        x0 = buf[i, b]
+        x0 = _at(buf, i, b)
         if square:
             x0 = (center - x0) * (center - x0)
         s0 += x0
@@ -135,103 +99,106 @@ def _window_sum(buf, b, start, stop, center, square):
 
 
 @numba.njit(inline="always")
+def _median(buf, b, start, stop):
+    """Median of the sorted window ``buf[start:stop, b]`` (mean of the middle two if even)."""
+    half = (stop - start) // 2
+    if (stop - start) % 2 == 1:
+        return _at(buf, start + half, b)
+    return 0.5 * (_at(buf, start + half, b) + _at(buf, start + half - 1, b))
+
+
+@numba.njit(inline="always")
 def _first_bounds(buf, b, n, sq, sigma):
     """Bounds and tolerance of the first pass of sorted lane ``b`` (``n`` finite samples,
     ``sq`` the sum of their squared deviations from the mean)."""
-    half = n // 2
-    med = buf[half, b] if n % 2 == 1 else 0.5 * (buf[half, b] + buf[half - 1, b])
+    med = _median(buf, b, 0, n)
     std = math.sqrt(sq / n)
-    big = max(abs(buf[0, b]), abs(buf[n - 1, b]))
+    big = max(abs(_at(buf, 0, b)), abs(_at(buf, n - 1, b)))
     return med - sigma * std, med + sigma * std, _tolerance(n, sq, big, med, std, sigma)
 
 
 @_jit
-def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
-    """Clip bounds of the first ``m`` lanes held as columns of ``scratch[0]``.
+def block_bounds(sigma, pass_limit, reject, scratch, lo, hi):
+    """Clip bounds of the ``BLOCK`` lanes held in ``scratch`` (see
+    :func:`~daskbkg.kernels.workspace.block_scratch`).
 
-    ``scratch`` comes from :func:`block_scratch`; the lanes are float64 in stack order.
-    Results go to ``lo[0:m]`` and ``hi[0:m]`` (float64, at least ``BLOCK`` long) and give exactly the reference's
-    keep/reject decisions through ``lo <= x <= hi`` for finite ``x``. NaN bounds of the
-    clip (nothing finite rejected) are returned as ``(-inf, inf)``; NaN in ``lo``
-    therefore only marks an *uncertain* lane, which the caller must recompute. Returns
-    the number of uncertain lanes.
+    The caller fills the first ``n_rows`` rows of the scratch buffer with the lanes in
+    stack order, one lane per column and every non-finite sample replaced by +inf
+    (a caller with fewer lanes fills the others with +inf). Every loop over lanes runs
+    over all ``BLOCK`` of them: a trip count known at compile time is what lets LLVM
+    vectorise them. Results go to ``lo`` and ``hi`` (float64, ``BLOCK`` long) and give
+    exactly the reference's keep/reject decisions through ``lo <= x <= hi`` for finite
+    ``x``. NaN bounds of the clip (nothing finite rejected) are returned as
+    ``(-inf, inf)``; NaN in ``lo`` therefore only marks an *uncertain* lane, which the
+    caller must recompute. Returns the number of uncertain lanes.
     """
-    vals, buf, pairs = scratch
-    # Locally allocated working arrays: the compiler knows they alias nothing, which
-    # lets it vectorise the loops across lanes.
-    counts = np.empty(BLOCK, dtype=np.int64)
-    tol = np.empty(BLOCK, dtype=np.float64)
-    total = np.empty(BLOCK, dtype=np.float64)
-    acc = np.empty(BLOCK, dtype=np.float64)
-    done = np.empty(BLOCK, dtype=np.bool_)
-    n_vals = vals.shape[0]
-    npad = buf.shape[0]
-    # Finite samples first, padded with +inf, then sorted by the network.
-    for b in range(m):
-        counts[b] = 0
-    for k in range(n_vals):
-        for b in range(m):
-            x = vals[k, b]
-            finite = np.isfinite(x)
-            buf[k, b] = x if finite else np.inf
-            counts[b] += 1 if finite else 0
-    for k in range(n_vals, npad):
-        for b in range(m):
-            buf[k, b] = np.inf
+    buf, pairs, n_vals, stats, counts = scratch
+    tol = stats[0]
+    total = stats[1]
+    acc = stats[2]
+    done = stats[3]  # 1.0 for a lane decided by the first pass
+    # Sort every lane (+inf, the non-finite samples, last).
     for c in range(pairs.shape[0]):
         i = pairs[c, 0]
         j = pairs[c, 1]
-        for b in range(m):
+        for b in range(BLOCK):
             x = buf[i, b]
             y = buf[j, b]
             small = x < y
             buf[i, b] = x if small else y
             buf[j, b] = y if small else x
-    # First pass of every lane at once (vectorised across lanes): mean, then the sum of
-    # squared deviations, in sorted order.
-    for b in range(m):
+    # First pass of every lane at once (vectorised across lanes): finite count and mean,
+    # then the sum of squared deviations, in sorted order.
+    for b in range(BLOCK):
         total[b] = 0.0
         acc[b] = 0.0
     for k in range(n_vals):
-        for b in range(m):
-            total[b] += buf[k, b] if k < counts[b] else 0.0
-    for b in range(m):
-        total[b] = total[b] / max(counts[b], 1)
+        for b in range(BLOCK):
+            x = np.float64(buf[k, b])
+            finite = x < np.inf
+            total[b] += x if finite else 0.0
+            acc[b] += 1.0 if finite else 0.0
+    for b in range(BLOCK):
+        counts[b] = np.int64(acc[b])
+        total[b] = total[b] / max(acc[b], 1.0)
+        acc[b] = 0.0
     for k in range(n_vals):
-        for b in range(m):
-            d = total[b] - buf[k, b]
-            acc[b] += d * d if k < counts[b] else 0.0
+        for b in range(BLOCK):
+            x = np.float64(buf[k, b])
+            d = total[b] - x
+            acc[b] += d * d if x < np.inf else 0.0
     full = n_vals > 0
-    for b in range(m):
+    for b in range(BLOCK):
         full &= counts[b] == n_vals
     if full:  # the usual block, no NaN: one sample count for all lanes, so this vectorises
-        for b in range(m):
+        for b in range(BLOCK):
             lo[b], hi[b], tol[b] = _first_bounds(buf, b, n_vals, acc[b], sigma)
     else:
-        for b in range(m):
+        for b in range(BLOCK):
             if counts[b] > 0:
                 lo[b], hi[b], tol[b] = _first_bounds(buf, b, counts[b], acc[b], sigma)
     # Lanes with nothing outside the bounds and certain extremes converge at once;
     # ``total`` is reused as the count of samples outside the bounds.
-    for b in range(m):
+    for b in range(BLOCK):
         total[b] = 0.0
     for k in range(n_vals):
-        for b in range(m):
-            x = buf[k, b]
-            outside = (k < counts[b]) & ((x < lo[b]) | (x > hi[b]))
+        for b in range(BLOCK):
+            x = np.float64(buf[k, b])
+            outside = (x < lo[b]) | ((x > hi[b]) & (x < np.inf))
             total[b] += 1.0 if outside else 0.0
-    for b in range(m):
+    for b in range(BLOCK):
         n = counts[b]
-        done[b] = False
+        done[b] = 0.0
         if n > 0 and sigma >= 0.0 and total[b] == 0.0:
-            low_end = buf[0, b]
-            high_end = buf[n - 1, b]
-            done[b] = low_end == high_end or not (abs(low_end - lo[b]) <= tol[b]
-                                                  or abs(high_end - hi[b]) <= tol[b])
+            low_end = _at(buf, 0, b)
+            high_end = _at(buf, n - 1, b)
+            if low_end == high_end or not (abs(low_end - lo[b]) <= tol[b]
+                                           or abs(high_end - hi[b]) <= tol[b]):
+                done[b] = 1.0
     # The remaining lanes, one at a time: shrink the sorted window pass by pass.
     n_uncertain = 0
-    for b in range(m):
-        if done[b]:
+    for b in range(BLOCK):
+        if done[b] != 0.0:
             continue
         n = counts[b]
         if n == 0:
@@ -257,15 +224,15 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
             first = 0 if final else start
             last = n if final else stop
             new_start = first
-            while new_start < last and buf[new_start, b] < low:
+            while new_start < last and _at(buf, new_start, b) < low:
                 new_start += 1
             new_stop = last
-            while new_stop > new_start and buf[new_stop - 1, b] > high:
+            while new_stop > new_start and _at(buf, new_stop - 1, b) > high:
                 new_stop -= 1
-            if ((new_start > first and abs(buf[new_start - 1, b] - low) <= eps)
-                    or (new_start < last and abs(buf[new_start, b] - low) <= eps)
-                    or (new_stop > new_start and abs(buf[new_stop - 1, b] - high) <= eps)
-                    or (new_stop < last and abs(buf[new_stop, b] - high) <= eps)):
+            if ((new_start > first and abs(_at(buf, new_start - 1, b) - low) <= eps)
+                    or (new_start < last and abs(_at(buf, new_start, b) - low) <= eps)
+                    or (new_stop > new_start and abs(_at(buf, new_stop - 1, b) - high) <= eps)
+                    or (new_stop < last and abs(_at(buf, new_stop, b) - high) <= eps)):
                 low = np.nan  # a decision too close to call
                 break
             if final or (new_start == start and new_stop == stop):
@@ -287,16 +254,12 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
                 high = np.inf
                 break
             w = stop - start
-            half = w // 2
-            if w % 2 == 1:
-                med = buf[start + half, b]
-            else:
-                med = 0.5 * (buf[start + half, b] + buf[start + half - 1, b])
+            med = _median(buf, b, start, stop)
             constant = buf[start, b] == buf[stop - 1, b]
             if constant:
                 # A constant window: left-to-right sums of identical values are the
                 # literal algorithm's sums, so the bounds are exact (no tolerance).
-                v = buf[start, b]
+                v = _at(buf, start, b)
                 mean = 0.0
                 for i in range(w):
                     mean += v
@@ -308,7 +271,7 @@ def block_bounds(m, sigma, pass_limit, reject, scratch, lo, hi):
                 mean = _window_sum(buf, b, start, stop, 0.0, False) / w
                 sq = _window_sum(buf, b, start, stop, mean, True)
             std = math.sqrt(sq / w)
-            big = max(abs(buf[start, b]), abs(buf[stop - 1, b]))
+            big = max(abs(_at(buf, start, b)), abs(_at(buf, stop - 1, b)))
             low = med - sigma * std
             high = med + sigma * std
             eps = -1.0 if constant else _tolerance(w, sq, big, med, std, sigma)
