@@ -62,6 +62,17 @@ def test_warm_up_fills_the_cache_used_by_a_later_run(tmp_path, monkeypatch):
     assert "data saved" not in log  # nothing had to be compiled
 
 
+@pytest.mark.parametrize("hook", ["build_editable", "build_wheel"])
+def test_editable_and_wheel_builds_warm_up(tmp_path, monkeypatch, hook):
+    backend = _load_backend()
+    calls = []
+    monkeypatch.setattr(backend._setuptools, hook,
+                        lambda *args: calls.append("build") or "daskbkg-0-py3-none-any.whl")
+    monkeypatch.setattr(backend, "warm_kernel_cache", lambda: calls.append("warm") or True)
+    assert getattr(backend, hook)(str(tmp_path)) == "daskbkg-0-py3-none-any.whl"
+    assert calls == ["build", "warm"]
+
+
 def test_warm_up_can_be_switched_off(tmp_path, monkeypatch):
     backend = _load_backend()
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))

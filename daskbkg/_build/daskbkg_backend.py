@@ -1,11 +1,15 @@
-"""Build backend of daskbkg: setuptools, plus a numba cache warm-up for editable installs.
+"""Build backend of daskbkg: setuptools, plus a kernel warm-up for editable and wheel builds.
 
 ``pip install -e .`` builds through :func:`build_editable`, which hands the build to
 ``setuptools.build_meta`` and then compiles the combine kernels once, so that the first
 ``daskbkg`` run after installation finds them in the numba cache instead of spending a
-few seconds compiling. Only editable installs are warmed: their kernels are the very
-files the build compiled (numba keys its cache on the source file's path and time
-stamp); for other installs see ``daskbkg.kernels.preload`` and ``daskbkg demo``.
+few seconds compiling, and, given a C compiler, links them into the native library that
+runs without numba (``daskbkg.kernels.native``). :func:`build_wheel` warms up too, as
+``pip install .`` builds a wheel on the machine that installs it: the numba cache it
+fills belongs to the source tree (numba keys it on the file's path and time stamp), but
+the native library is keyed by the kernels' source code and this CPU, so it serves the
+installed copy. For wheels built elsewhere see ``daskbkg.kernels.preload`` and
+``daskbkg demo``.
 
 The warm-up is best effort: it runs in a child process with a time limit, any failure is
 reported and ignored, and ``DASKBKG_NO_CACHE_WARMUP=1`` skips it.
@@ -60,7 +64,7 @@ def warm_kernel_cache(env: dict[str, str] | None = None) -> bool:
         print(f"daskbkg: numba cache warm-up failed, kernels will compile on first use "
               f"({last})", file=sys.stderr)
         return False
-    print(f"daskbkg: numba kernels compiled into the cache in "
+    print(f"daskbkg: kernels compiled into the cache in "
           f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     return True
 
@@ -68,5 +72,12 @@ def warm_kernel_cache(env: dict[str, str] | None = None) -> bool:
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
     """setuptools' editable build, then the kernel cache warm-up."""
     name = _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
+    warm_kernel_cache()
+    return name
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    """setuptools' wheel build, then the kernel cache warm-up (see the module docstring)."""
+    name = _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
     warm_kernel_cache()
     return name

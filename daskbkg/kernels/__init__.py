@@ -6,13 +6,15 @@ Three implementations sit behind one interface:
   ``imaging.md`` §5-§7;
 * :func:`combine_tile_fast` (module :mod:`.fast`), numba, the same algorithm compiled,
   bit-identical to it;
-* :func:`combine_tile_sorted` (modules :mod:`.sortclip`, :mod:`.blocked`), numba, sorts
-  each lane once and proves per pass that its decisions equal the literal algorithm's
-  (pixels where it cannot are recomputed by a literal kernel), bit-identical and several
-  times faster.
+* :func:`combine_tile_sorted` (modules :mod:`.sort_once`, :mod:`.sortclip`,
+  :mod:`.blocked`), numba, sorts each lane once and proves per pass that its decisions
+  equal the literal algorithm's (pixels where it cannot are recomputed by a literal
+  kernel), bit-identical and several times faster. Where its native library has been
+  built (:mod:`.native`), the same machine code runs without importing numba.
 
-:func:`combine_tile` is the sort-once kernel when numba is importable and the reference
-kernel otherwise. No kernel touches dask or files.
+:func:`combine_tile` is the sort-once kernel when it can run (numba importable or its
+native library built) and the reference kernel otherwise. No kernel touches dask or
+files, and importing this package does not import numba.
 """
 
 from __future__ import annotations

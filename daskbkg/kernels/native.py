@@ -269,8 +269,11 @@ def build(*, compiler: str | None = None) -> Path | None:
         return folder
     from . import cdefs
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".native-", dir=folder.parent))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".native-", dir=folder.parent))
+    except OSError:  # a read-only cache: numba will do
+        return None
     try:
         for name, entry, args in (("rate", cdefs.rate_entry, RATE_ARGS),
                                   ("rateints", cdefs.rateints_entry, RATEINTS_ARGS)):
