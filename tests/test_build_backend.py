@@ -37,8 +37,10 @@ def test_pyproject_uses_the_backend():
 
 
 def test_warm_up_fills_the_cache_used_by_a_later_run(tmp_path, monkeypatch):
-    """After the warm-up, a new process loads every kernel and compiles nothing; with a
-    C compiler at hand the native library is there too."""
+    """After the warm-up, a new process loads every kernel and compiles nothing.
+
+    With a C compiler at hand the native library is there too.
+    """
     import shutil
 
     backend = _load_backend()
@@ -94,8 +96,10 @@ def test_failed_warm_up_never_fails_the_build(tmp_path, monkeypatch, capsys):
 
 
 def test_sdist_carries_the_backend(tmp_path):
-    """The sdist's pyproject.toml names daskbkg/_build as backend path: it must be inside,
-    or nobody could build a wheel from the sdist."""
+    """The sdist carries daskbkg/_build, the backend path its pyproject.toml names.
+
+    Without it nobody could build a wheel from the sdist.
+    """
     import shutil
     import tarfile
 

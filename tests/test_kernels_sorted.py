@@ -138,9 +138,12 @@ def test_smooth_data_needs_no_recompute(monkeypatch, rateints):
 
 @pytest.mark.parametrize("value", [0.0, 0.1, 3.7e5])
 def test_constant_window_after_a_pass_is_exact_without_recompute(monkeypatch, value):
-    """Zero-filled or flat lanes with one outlier: the surviving window is constant, its
-    bounds equal its value exactly and every survivor sits on them. The kernel knows the
-    bounds are exact (sums of identical values), so it needs no literal recompute."""
+    """Zero-filled or flat lanes with one outlier need no literal recompute.
+
+    The surviving window is constant, its bounds equal its value exactly and every
+    survivor sits on them. The kernel knows the bounds are exact (sums of identical
+    values).
+    """
     from daskbkg.kernels import sort_once as blocked
 
     def forbidden(*args, **kwargs):

@@ -1,5 +1,8 @@
-"""The native library (daskbkg/kernels/native.py): built from the numba kernels, loaded
-without numba, the same bits, and out of the way whenever it cannot be used."""
+"""The native library of daskbkg/kernels/native.py.
+
+It is built from the numba kernels, loaded without numba, gives the same bits, and stays
+out of the way whenever it cannot be used.
+"""
 
 from __future__ import annotations
 
@@ -115,8 +118,10 @@ sys.exit(code)
 
 
 def test_cli_run_does_not_import_numba(cache, tmp_path):
-    """With the library built, a whole run never imports numba, and writes the bits the
-    numba path writes."""
+    """With the library built, a whole run never imports numba.
+
+    It writes the bits the numba path writes.
+    """
     from astropy.io import fits
 
     from daskbkg.datasets import make_dataset

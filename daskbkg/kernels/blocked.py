@@ -66,9 +66,12 @@ def _mean_of_kept(lanes, col, variances, overlaps, lo, hi, q, none_nan, p0, tota
 @_jit
 def rate_kernel(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch, work,
           out_sci, out_err, out_dq, out_n, uncertain):
-    """Rate-mode tile, inputs (N, P) with P a multiple of BLOCK: fills the outputs, flags
-    uncertain pixels. The lanes are sorted as float32, the samples' own type; ``work``
-    comes from :func:`~daskbkg.kernels.workspace.block_workspace`."""
+    """Rate-mode tile: fills the outputs and flags uncertain pixels.
+
+    Inputs are (N, P) with P a multiple of BLOCK. The lanes are sorted as float32, the
+    samples' own type; ``work`` comes from
+    :func:`~daskbkg.kernels.workspace.block_workspace`.
+    """
     buf = scratch[0]
     n_bkg, n_pix = sci.shape
     sums, q, count, squares = work
@@ -97,9 +100,9 @@ def rate_kernel(sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scr
 @_jit
 def rateints_kernel(sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan, none_nan,
               scratch_t, scratch_k, work, means, out_sci, out_err, out_dq, out_n, uncertain):
-    """Rateints tile, inputs (N, T, P) with P a multiple of BLOCK: fills the outputs, flags
-    uncertain pixels.
+    """Rateints tile: fills the outputs and flags uncertain pixels.
 
+    Inputs are (N, T, P) with P a multiple of BLOCK.
     Each block of pixels runs ``2 N + 1`` clips: for every background the clip over
     integrations of SCI and of float32 ERR² (whose clipped means, spec §5.3, become the
     lanes ``d`` and ``e``), then the cross-exposure clip of ``d`` (spec §7). They share

@@ -21,7 +21,7 @@ _NUMBA_TYPES = {"f4": types.float32, "f8": types.float64, "u4": types.uint32,
 
 
 def _signature(args):
-    """numba signature of an entry point described in :mod:`.native`."""
+    """Numba signature of an entry point described in :mod:`.native`."""
     return types.void(*(types.CPointer(_NUMBA_TYPES[kind[:-1]]) if kind.endswith("*")
                         else _NUMBA_TYPES[kind] for _, kind in args))
 

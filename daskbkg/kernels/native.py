@@ -107,7 +107,7 @@ def _enabled() -> bool:
 
 
 def _ctypes_signature(args) -> list:
-    """ctypes argument types of an entry point (every pointer as ``void *``)."""
+    """Ctypes argument types of an entry point (every pointer as ``void *``)."""
     return [ctypes.c_void_p if kind.endswith("*") else _SCALARS[kind] for _, kind in args]
 
 

@@ -1,5 +1,7 @@
-"""The sort-once combine kernel as called on a tile: picks the compiled code, runs it over
-whole blocks, and recomputes the few uncertain pixels with a literal kernel.
+"""The sort-once combine kernel as called on a tile.
+
+It picks the compiled code, runs it over whole blocks, and recomputes the few uncertain
+pixels with a literal kernel.
 
 The compiled code is the native library when one was built for this source and CPU
 (:mod:`.native`), else the numba-compiled :mod:`.blocked`; both are the same machine
@@ -101,7 +103,8 @@ def combine_rate_blocked(sci, err, dq, overlaps, sigma, pass_limit, reject, none
                          *outputs, kernel=None):
     """Rate-mode tile, inputs (N, P) prepared by ``prepare_tile``; outputs filled in place.
 
-    ``kernel`` overrides the compiled code chosen by :func:`compiled_kernels`."""
+    ``kernel`` overrides the compiled code chosen by :func:`compiled_kernels`.
+    """
     middle = (overlaps, sigma, pass_limit, reject, none_nan,
               block_scratch(sci.shape[0], np.float32), block_workspace(sci.shape[0]))
     uncertain = _run_in_blocks(kernel or compiled_kernels()[0], sci, err, dq, middle, outputs)
@@ -113,7 +116,8 @@ def combine_rateints_blocked(sci, err, dq, overlaps, sigma, pass_limit, reject, 
                              none_nan, *outputs, kernel=None):
     """Rateints tile, inputs (N, T, P) prepared by ``prepare_tile``; outputs filled in place.
 
-    ``kernel`` overrides the compiled code chosen by :func:`compiled_kernels`."""
+    ``kernel`` overrides the compiled code chosen by :func:`compiled_kernels`.
+    """
     middle = (overlaps, sigma, pass_limit, reject, empty_nan, none_nan,
               block_scratch(sci.shape[1]), block_scratch(sci.shape[0]),
               block_workspace(sci.shape[0]), rateints_workspace(sci.shape[0]))

@@ -109,8 +109,11 @@ def _median(buf, b, start, stop):
 
 @numba.njit(inline="always")
 def _first_bounds(buf, b, n, sq, sigma):
-    """Bounds and tolerance of the first pass of sorted lane ``b`` (``n`` finite samples,
-    ``sq`` the sum of their squared deviations from the mean)."""
+    """Bounds and tolerance of the first pass of sorted lane ``b``.
+
+    The lane has ``n`` finite samples; ``sq`` is the sum of their squared deviations
+    from the mean.
+    """
     med = _median(buf, b, 0, n)
     std = math.sqrt(sq / n)
     big = max(abs(_at(buf, 0, b)), abs(_at(buf, n - 1, b)))
@@ -119,9 +122,9 @@ def _first_bounds(buf, b, n, sq, sigma):
 
 @_jit
 def block_bounds(sigma, pass_limit, reject, scratch, lo, hi):
-    """Clip bounds of the ``BLOCK`` lanes held in ``scratch`` (see
-    :func:`~daskbkg.kernels.workspace.block_scratch`).
+    """Clip bounds of the ``BLOCK`` lanes held in ``scratch``.
 
+    ``scratch`` comes from :func:`~daskbkg.kernels.workspace.block_scratch`.
     The caller fills the first ``n_rows`` rows of the scratch buffer with the lanes in
     stack order, one lane per column and every non-finite sample replaced by +inf
     (a caller with fewer lanes fills the others with +inf). Every loop over lanes runs

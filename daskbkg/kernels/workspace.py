@@ -77,7 +77,10 @@ def block_workspace(n_bkg: int) -> tuple:
 
 
 def rateints_workspace(n_bkg: int) -> tuple:
-    """Extra arrays of the rateints kernel: ``(d, e, int_sum)``, the clipped integration
-    means of SCI and ERR² (n_bkg, BLOCK) float64 and a float32 (BLOCK,) sum."""
-    return (np.zeros((n_bkg, BLOCK), dtype=np.float64), np.zeros((n_bkg, BLOCK), dtype=np.float64),
-            np.zeros(BLOCK, dtype=np.float32))
+    """Extra arrays of the rateints kernel: ``(d, e, int_sum)``.
+
+    ``d`` and ``e`` (n_bkg, BLOCK) float64 receive the clipped integration means of SCI
+    and ERR²; ``int_sum`` (BLOCK,) float32 is their running sum.
+    """
+    means = np.zeros((2, n_bkg, BLOCK), dtype=np.float64)
+    return means[0], means[1], np.zeros(BLOCK, dtype=np.float32)
