@@ -312,7 +312,8 @@ ERR_SPECIAL = np.array([0.0, np.nan, np.inf, 1e-30, 3e20, 0.1], np.float32)
 def tiles(draw, rateints, min_pixels=1):
     """Random background tiles: clustered values, ties, constant lanes, NaN/inf, outliers."""
     n = draw(st.integers(1, 12))
-    ty, tx = draw(st.integers(1, 3)), draw(st.integers(max(1, min_pixels - 2), 3))
+    ty = draw(st.integers(1, 3))
+    tx = draw(st.integers(-(-min_pixels // ty), 3))  # at least min_pixels pixels
     shape = (n, draw(st.integers(1, 5)), ty, tx) if rateints else (n, ty, tx)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     centre = draw(st.sampled_from([0.0, 10.0]))
