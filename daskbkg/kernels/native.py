@@ -23,6 +23,7 @@ whose module declares any other external function is refused.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -62,8 +63,12 @@ _lock = threading.Lock()
 _loaded: dict[Path, "NativeKernels | None"] = {}
 
 
+@functools.lru_cache(maxsize=None)
 def source_digest() -> str:
-    """Hash of every kernel source file: compiled code is reused only for this source."""
+    """Hash of every kernel source file: compiled code is reused only for this source.
+
+    Computed once per process (every tile asks for the library).
+    """
     sources = sorted(Path(__file__).parent.glob("*.py"))
     return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
 
@@ -74,6 +79,7 @@ def cache_root() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "daskbkg" / "numba"
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_signature() -> str | None:
     """CPU model and feature flags of this Linux machine, or None elsewhere."""
     if not sys.platform.startswith("linux"):
