@@ -19,14 +19,10 @@ files, and importing this package does not import numba.
 
 from __future__ import annotations
 
-import importlib.util
-
 from .clip import clip_lane_bounds, clip_lane_mask, clip_mask, combine_tile_reference
-from .sort_once import combine_tile_sorted, kernels_available
+from .sort_once import HAVE_NUMBA, combine_tile_sorted, kernels_available
 from .workspace import BLOCK
 
-#: numba is installed (the literal compiled kernels of :mod:`.fast` can run).
-HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 if not kernels_available():  # neither numba nor a native library: the reference kernel
     combine_tile_sorted = None
     combine_tile = combine_tile_reference

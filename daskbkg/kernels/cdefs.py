@@ -33,21 +33,32 @@ def _outputs(n_pix, out_sci, out_err, out_dq, out_n, uncertain):
             carray(out_n, n_pix), carray(uncertain, n_pix))
 
 
+@njit(inline="always")
+def _scratch(buf, npad, pairs, npairs, n_rows, stats, counts):
+    """A clip scratch tuple (:func:`.workspace.block_scratch`) from its C arguments."""
+    return (carray(buf, (npad, BLOCK)), carray(pairs, (npairs, 2)), n_rows,
+            carray(stats, (4, BLOCK)), carray(counts, BLOCK))
+
+
+@njit(inline="always")
+def _work(n_bkg, sums, q, count, squares):
+    """The block workspace tuple (:func:`.workspace.block_workspace`) from its C arguments."""
+    return (carray(sums, (4, BLOCK)), carray(q, BLOCK), carray(count, BLOCK),
+            carray(squares, (n_bkg, BLOCK)))
+
+
 @njit(_signature(RATE_ARGS), error_model="numpy", nogil=True)
 def rate_entry(sci, err, dq, overlaps, n_bkg, n_pix, sigma, pass_limit, reject, none_nan,
                buf, npad, pairs, npairs, stats, counts, sums, q, count, squares,
                out_sci, out_err, out_dq, out_n, uncertain):
     """Rate tile: :func:`~daskbkg.kernels.blocked.rate_kernel` on raw pointers."""
     shape = (n_bkg, n_pix)
-    scratch = (carray(buf, (npad, BLOCK)), carray(pairs, (npairs, 2)), n_bkg,
-               carray(stats, (4, BLOCK)), carray(counts, BLOCK))
-    work = (carray(sums, (4, BLOCK)), carray(q, BLOCK), carray(count, BLOCK),
-            carray(squares, (n_bkg, BLOCK)))
     o_sci, o_err, o_dq, o_n, o_unc = _outputs(n_pix, out_sci, out_err, out_dq, out_n,
                                               uncertain)
     rate_kernel(carray(sci, shape), carray(err, shape), carray(dq, shape),
-                carray(overlaps, n_bkg), sigma, pass_limit, reject, none_nan, scratch, work,
-                o_sci, o_err, o_dq, o_n, o_unc)
+                carray(overlaps, n_bkg), sigma, pass_limit, reject, none_nan,
+                _scratch(buf, npad, pairs, npairs, n_bkg, stats, counts),
+                _work(n_bkg, sums, q, count, squares), o_sci, o_err, o_dq, o_n, o_unc)
 
 
 @njit(_signature(RATEINTS_ARGS), error_model="numpy", nogil=True)
@@ -57,15 +68,12 @@ def rateints_entry(sci, err, dq, overlaps, n_bkg, n_int, n_pix, sigma, pass_limi
                    squares, d, e, int_sum, out_sci, out_err, out_dq, out_n, uncertain):
     """Rateints tile: :func:`~daskbkg.kernels.blocked.rateints_kernel` on raw pointers."""
     shape = (n_bkg, n_int, n_pix)
-    scratch_t = (carray(buf_t, (npad_t, BLOCK)), carray(pairs_t, (npairs_t, 2)), n_int,
-                 carray(stats_t, (4, BLOCK)), carray(counts_t, BLOCK))
-    scratch_k = (carray(buf_k, (npad_k, BLOCK)), carray(pairs_k, (npairs_k, 2)), n_bkg,
-                 carray(stats_k, (4, BLOCK)), carray(counts_k, BLOCK))
-    work = (carray(sums, (4, BLOCK)), carray(q, BLOCK), carray(count, BLOCK),
-            carray(squares, (n_bkg, BLOCK)))
     means = (carray(d, (n_bkg, BLOCK)), carray(e, (n_bkg, BLOCK)), carray(int_sum, BLOCK))
     o_sci, o_err, o_dq, o_n, o_unc = _outputs(n_pix, out_sci, out_err, out_dq, out_n,
                                               uncertain)
     rateints_kernel(carray(sci, shape), carray(err, shape), carray(dq, shape),
                     carray(overlaps, n_bkg), sigma, pass_limit, reject, empty_nan, none_nan,
-                    scratch_t, scratch_k, work, means, o_sci, o_err, o_dq, o_n, o_unc)
+                    _scratch(buf_t, npad_t, pairs_t, npairs_t, n_int, stats_t, counts_t),
+                    _scratch(buf_k, npad_k, pairs_k, npairs_k, n_bkg, stats_k, counts_k),
+                    _work(n_bkg, sums, q, count, squares), means,
+                    o_sci, o_err, o_dq, o_n, o_unc)

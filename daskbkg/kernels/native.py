@@ -46,17 +46,21 @@ _OUTPUTS = [("out_sci", "f4*"), ("out_err", "f4*"), ("out_dq", "u4*"), ("out_n",
             ("uncertain", "b1*")]
 _OPTIONS = [("sigma", "f8"), ("pass_limit", "i8"), ("reject", "i8")]
 _WORK = [("sums", "f8*"), ("q", "u4*"), ("count", "i4*"), ("squares", "f4*")]
+
+
+def _scratch_spec(suffix: str, kind: str) -> list:
+    """Arguments of one clip scratch (:func:`.workspace.block_scratch`) of ``kind`` lanes."""
+    return [(f"buf{suffix}", kind), (f"npad{suffix}", "i8"), (f"pairs{suffix}", "i4*"),
+            (f"npairs{suffix}", "i8"), (f"stats{suffix}", "f8*"), (f"counts{suffix}", "i8*")]
+
+
 RATE_ARGS = ([("sci", "f4*"), ("err", "f4*"), ("dq", "u4*"), ("overlaps", "b1*"),
-              ("n_bkg", "i8"), ("n_pix", "i8")] + _OPTIONS
-             + [("none_nan", "b1"), ("buf", "f4*"), ("npad", "i8"), ("pairs", "i4*"),
-                ("npairs", "i8"), ("stats", "f8*"), ("counts", "i8*")] + _WORK + _OUTPUTS)
+              ("n_bkg", "i8"), ("n_pix", "i8")] + _OPTIONS + [("none_nan", "b1")]
+             + _scratch_spec("", "f4*") + _WORK + _OUTPUTS)
 RATEINTS_ARGS = ([("sci", "f4*"), ("err", "f4*"), ("dq", "u4*"), ("overlaps", "b1*"),
                   ("n_bkg", "i8"), ("n_int", "i8"), ("n_pix", "i8")] + _OPTIONS
-                 + [("empty_nan", "b1"), ("none_nan", "b1"),
-                    ("buf_t", "f8*"), ("npad_t", "i8"), ("pairs_t", "i4*"), ("npairs_t", "i8"),
-                    ("stats_t", "f8*"), ("counts_t", "i8*"),
-                    ("buf_k", "f8*"), ("npad_k", "i8"), ("pairs_k", "i4*"), ("npairs_k", "i8"),
-                    ("stats_k", "f8*"), ("counts_k", "i8*")]
+                 + [("empty_nan", "b1"), ("none_nan", "b1")]
+                 + _scratch_spec("_t", "f8*") + _scratch_spec("_k", "f8*")
                  + _WORK + [("d", "f8*"), ("e", "f8*"), ("int_sum", "f4*")] + _OUTPUTS)
 _SCALARS = {"f8": ctypes.c_double, "i8": ctypes.c_int64, "b1": ctypes.c_bool}
 _lock = threading.Lock()
@@ -140,36 +144,29 @@ class NativeKernels:
         return func
 
     def rate(self, sci, err, dq, overlaps, sigma, pass_limit, reject, none_nan, scratch,
-             work, out_sci, out_err, out_dq, out_n, uncertain):
+             work, *outputs):
         """Same arguments as :func:`daskbkg.kernels.blocked.rate_kernel`."""
-        buf, pairs, _, stats, counts = scratch
-        sums, q, count, squares = work
-        n_bkg, n_pix = sci.shape
-        self._rate(_ptr(sci), _ptr(err), _ptr(dq), _ptr(overlaps), n_bkg, n_pix, sigma,
-                   pass_limit, reject, none_nan, _ptr(buf), buf.shape[0], _ptr(pairs),
-                   pairs.shape[0], _ptr(stats), _ptr(counts), _ptr(sums), _ptr(q),
-                   _ptr(count), _ptr(squares), _ptr(out_sci), _ptr(out_err), _ptr(out_dq),
-                   _ptr(out_n), _ptr(uncertain))
+        self._rate(*_ptrs(sci, err, dq, overlaps), *sci.shape, sigma, pass_limit, reject,
+                   none_nan, *_scratch_args(scratch), *_ptrs(*work), *_ptrs(*outputs))
 
     def rateints(self, sci, err, dq, overlaps, sigma, pass_limit, reject, empty_nan,
-                 none_nan, scratch_t, scratch_k, work, means, out_sci, out_err, out_dq,
-                 out_n, uncertain):
+                 none_nan, scratch_t, scratch_k, work, means, *outputs):
         """Same arguments as :func:`daskbkg.kernels.blocked.rateints_kernel`."""
-        buf_t, pairs_t, _, stats_t, counts_t = scratch_t
-        buf_k, pairs_k, _, stats_k, counts_k = scratch_k
-        sums, q, count, squares = work
-        d, e, int_sum = means
-        n_bkg, n_int, n_pix = sci.shape
-        self._rateints(_ptr(sci), _ptr(err), _ptr(dq), _ptr(overlaps), n_bkg, n_int, n_pix,
-                       sigma, pass_limit, reject, empty_nan, none_nan,
-                       _ptr(buf_t), buf_t.shape[0], _ptr(pairs_t), pairs_t.shape[0],
-                       _ptr(stats_t), _ptr(counts_t),
-                       _ptr(buf_k), buf_k.shape[0], _ptr(pairs_k), pairs_k.shape[0],
-                       _ptr(stats_k), _ptr(counts_k),
-                       _ptr(sums), _ptr(q), _ptr(count), _ptr(squares),
-                       _ptr(d), _ptr(e), _ptr(int_sum),
-                       _ptr(out_sci), _ptr(out_err), _ptr(out_dq), _ptr(out_n),
-                       _ptr(uncertain))
+        self._rateints(*_ptrs(sci, err, dq, overlaps), *sci.shape, sigma, pass_limit, reject,
+                       empty_nan, none_nan, *_scratch_args(scratch_t),
+                       *_scratch_args(scratch_k), *_ptrs(*work), *_ptrs(*means),
+                       *_ptrs(*outputs))
+
+
+def _scratch_args(scratch) -> tuple:
+    """C arguments of a clip scratch (see :func:`_scratch_spec`)."""
+    buf, pairs, _, stats, counts = scratch
+    return _ptr(buf), buf.shape[0], _ptr(pairs), pairs.shape[0], _ptr(stats), _ptr(counts)
+
+
+def _ptrs(*arrays) -> tuple:
+    """Addresses of several arrays (see :func:`_ptr`)."""
+    return tuple(_ptr(a) for a in arrays)
 
 
 def _ptr(array) -> int:

@@ -19,20 +19,20 @@ from .clip import combine_tile_reference
 from .native import load as load_native
 from .workspace import BLOCK, block_scratch, block_workspace, rateints_workspace
 
-__all__ = ["combine_tile_sorted", "compiled_kernels", "kernels_available"]
+__all__ = ["HAVE_NUMBA", "combine_tile_sorted", "compiled_kernels", "kernels_available"]
 
 #: Up to this many uncertain pixels per tile are recomputed by the NumPy reference
 #: kernel (no compilation); more go to the compiled literal kernel of :mod:`.fast`.
 REFERENCE_RECOMPUTE_LIMIT = 256
 
 
-def _numba_available() -> bool:
-    return importlib.util.find_spec("numba") is not None
+#: numba is installed (the compiled kernels can be built, and :mod:`.fast` can run).
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
 
 def kernels_available() -> bool:
     """True if the sort-once kernel can run here (a native library or numba)."""
-    return load_native() is not None or _numba_available()
+    return load_native() is not None or HAVE_NUMBA
 
 
 def combine_tile_fast(*args, **kwargs):
@@ -64,7 +64,7 @@ def _recompute_uncertain(uncertain, sci, err, dq, overlaps, sigma, pass_limit, r
     if index.size == 0:
         return
     kernel = combine_tile_reference
-    if index.size > REFERENCE_RECOMPUTE_LIMIT and _numba_available():
+    if index.size > REFERENCE_RECOMPUTE_LIMIT and HAVE_NUMBA:
         kernel = combine_tile_fast
     results = kernel(sci[..., index], err[..., index], dq[..., index], overlaps, sigma,
                      pass_limit, rateints=rateints,
