@@ -108,6 +108,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help="refuse inputs the reference accepts but that look wrong (duplicated "
                         "backgrounds, no overlap, NINTS mismatch, ...; see README)")
+    p.add_argument(*_flag("log_file"), default=None, metavar="FILE",
+                   help="also log to FILE, with one line per finished product")
     p.add_argument("--quiet", "-q", action="store_true", help="print only errors (no progress)")
     p.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -157,7 +159,7 @@ def settings_from_args(args: argparse.Namespace):
     """Map parsed CLI flags onto :class:`daskbkg.runner.RunSettings` (validated)."""
     from .options import ClipParams, make_compat
     from .plan import parse_chunks, parse_memory
-    from .runner import RunSettings, WfssSettings
+    from .settings import RunSettings, WfssSettings
     from .validate import enforce, validate_params
 
     enforce(validate_params(args.sigma, args.maxiters, chunks=args.chunks,
@@ -196,7 +198,7 @@ def _report(outcomes, quiet: bool) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .campaign import Campaign
+    from .campaign import Campaign, CampaignInterrupted
     from .scheduling import use_scheduler
 
     settings = settings_from_args(args)
@@ -211,18 +213,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                     resume=not args.no_resume, progress=not args.quiet,
                                     raise_errors=args.debug)
     report_path = Path(args.report) if args.report else None
-    with use_scheduler(args.scheduler) as compute_kwargs:
-        link = getattr(compute_kwargs["scheduler"], "dashboard_link", None)
-        if not args.quiet and link:
-            print(f"dask dashboard: {link}", file=sys.stderr)
-        from .runner import _prepare_dir
-
-        _prepare_dir(settings)
-        report = campaign.run(compute_kwargs, report_path=report_path)
-    code = _report(report.outcomes, args.quiet)
-    if len(report.outcomes) > 1 and not args.quiet:
+    try:
+        with use_scheduler(args.scheduler) as compute_kwargs:
+            report = campaign.run(compute_kwargs, report_path=report_path)
+    except CampaignInterrupted as stop:
+        report = stop.report
+        if not args.quiet and len(report.outcomes) > 1:
+            print(report.table())
+        kept = sum(o.state in ("done", "skipped") for o in report.outcomes)
+        print(f"daskbkg: interrupted; {kept} of {len(report.outcomes)} products are complete "
+              "and kept, no partial output was kept; run again to finish the rest",
+              file=sys.stderr)
+        return 130
+    if args.quiet:  # nothing was printed while the campaign ran
+        _report(report.outcomes, quiet=True)
+    elif len(report.outcomes) > 1:
         print(report.table())
-    return code
+    return report.exit_code
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -252,12 +259,27 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, e
     raise KeyboardInterrupt
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Console messages by verbosity; ``--log-file`` also gets one line per product."""
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    log_file = getattr(args, "log_file", None)
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root = logging.getLogger("daskbkg")
+        root.addHandler(handler)
+        root.setLevel(min(root.getEffectiveLevel(), handler.level))
+        for console in logging.getLogger().handlers:
+            console.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``daskbkg`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
-    logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    _configure_logging(args)
     import signal
 
     if threading_main():

@@ -7,6 +7,7 @@ ERR, DQ and the number of backgrounds kept, packed in one structured block.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -40,7 +41,11 @@ class CombinedBackground:
     nbkg : dask.array.Array
         int32 number of background values kept by the clip at each pixel.
     key : str
-        Deterministic token: equal keys mean identical images.
+        Deterministic token of this graph (the image and its tiling).
+    image_key : str
+        Token of the image alone: equal image keys mean identical arrays, whatever
+        the tiling (backgrounds by path, size and mtime, parameters, target window
+        and mode).
     backgrounds : tuple of Exposure
         The backgrounds, in summation order.
     overlaps : tuple of bool
@@ -56,11 +61,33 @@ class CombinedBackground:
     overlaps: tuple[bool, ...]
     params: ClipParams
     compat: ReferenceCompat
+    image_key: str = ""
 
     @property
     def arrays(self) -> dict[str, object]:
         """The four arrays by extension name."""
         return {"SCI": self.sci, "ERR": self.err, "DQ": self.dq, "NBKG": self.nbkg}
+
+    def compute_arrays(self, **compute_kwargs) -> dict[str, np.ndarray]:
+        """Compute the four arrays together (one pass over the backgrounds)."""
+        import dask
+
+        values = dask.compute(*self.arrays.values(), **compute_kwargs)
+        return dict(zip(self.arrays.keys(), values))
+
+    def with_arrays(self, arrays: dict[str, np.ndarray]) -> "CombinedBackground":
+        """The same combined background with its values given (computed elsewhere).
+
+        ``arrays`` must be the result of :meth:`compute_arrays` for an equal
+        ``image_key``; the new lazy arrays keep this object's tiling.
+        """
+        import dask.array as da
+
+        lazy = {name: da.from_array(arrays[name], chunks=array.chunks,
+                                    name=f"combined-{name.lower()}-{self.key}")
+                for name, array in self.arrays.items()}
+        return dataclasses.replace(self, sci=lazy["SCI"], err=lazy["ERR"], dq=lazy["DQ"],
+                                   nbkg=lazy["NBKG"])
 
 
 def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_rejected,
@@ -110,6 +137,7 @@ def build_combined_background(
     *,
     chunks: tuple[int, int] | None = None,
     memory_limit: int | None = None,
+    threads: int | None = None,
 ) -> CombinedBackground:
     """Build the lazy combined background for ``target``.
 
@@ -128,7 +156,8 @@ def build_combined_background(
     compat : ReferenceCompat
         Reference-compatibility switches.
     tiles : TilePlan, optional
-        Tile shape; planned from ``chunks``/``memory_limit`` when omitted.
+        Tile shape; planned from ``chunks``/``memory_limit``/``threads`` when omitted
+        (see :func:`daskbkg.plan.plan_tiles`).
 
     Returns
     -------
@@ -151,12 +180,14 @@ def build_combined_background(
     image = tuple(target.shape[-2:])
     nints = plane[0] if len(plane) == 3 else 1
     if tiles is None:
-        tiles = plan_tiles(image, len(backgrounds), nints, chunks=chunks, memory_limit=memory_limit)
+        tiles = plan_tiles(image, len(backgrounds), nints, chunks=chunks,
+                           memory_limit=memory_limit, threads=threads)
     overlaps = tuple(p is not None for p in placements)
-    key = tokenize(
+    image_key = tokenize(
         "daskbkg-combined", [b.identity for b in backgrounds], params, compat,
-        target_window, target.ndim, plane, tiles,
+        target_window, target.ndim, plane,
     )
+    key = tokenize(image_key, tiles)
     image_chunks = tiles.chunks_for(image)
     if not backgrounds:
         # Reference with zero backgrounds: mean over no planes is NaN, ERR 0/0 -> 0, DQ 0.
@@ -166,6 +197,7 @@ def build_combined_background(
             dq=da.zeros(image, dtype=np.uint32, chunks=image_chunks),
             nbkg=da.zeros(image, dtype=np.int32, chunks=image_chunks),
             key=key, backgrounds=(), overlaps=(), params=params, compat=compat,
+            image_key=image_key,
         )
     stacks = {}
     stack_chunks = (len(backgrounds),) + tiles.chunks_for(plane)
@@ -196,5 +228,6 @@ def build_combined_background(
     return CombinedBackground(
         sci=packed["sci"], err=packed["err"], dq=packed["dq"], nbkg=packed["nbkg"],
         key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,
+        image_key=image_key,
     )
 

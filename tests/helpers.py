@@ -86,12 +86,14 @@ def listing(folder: os.PathLike | str) -> list[str]:
     """Sorted names in ``folder`` (hidden files included).
 
     The campaign's completion-marker folder ``.daskbkg`` is left out; its files are
-    checked separately (no temporary file may remain there either).
+    checked separately: markers (``*.json``) and the outcome manifest only, no temporary
+    file.
     """
     names = sorted(os.listdir(folder))
     if ".daskbkg" in names:
         names.remove(".daskbkg")
-        stray = [n for n in os.listdir(os.path.join(folder, ".daskbkg")) if not n.endswith(".json")]
+        stray = [n for n in os.listdir(os.path.join(folder, ".daskbkg"))
+                 if not n.endswith(".json") and n != "manifest.jsonl"]
         assert not stray, f"stray files in the marker folder: {stray}"
     return names
 

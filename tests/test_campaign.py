@@ -134,31 +134,37 @@ def test_failure_during_compute_isolated(dataset, tmp_path, monkeypatch):
 
 
 def test_interrupt_leaves_no_partial_output_and_resume_finishes(tmp_path, monkeypatch):
-    """Ctrl-C during the second group: first group kept, nothing partial, rerun completes."""
-    from daskbkg import campaign as campaign_module
+    """Ctrl-C after two products: they are kept, the report has every state, rerun finishes."""
+    from daskbkg.campaign import CampaignInterrupted
+    from daskbkg.campaign.progress import Progress
 
     data_a = make_dataset(tmp_path / "a", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=1)
     data_b = make_dataset(tmp_path / "b", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=2,
                           prefix="jw05678")
     settings = _settings(tmp_path)
     inputs = [str(data_a.asn), str(data_b.asn)]
-    original = campaign_module.Campaign._write_group
-    calls = {"n": 0}
+    original = Progress.update
+    seen = {"n": 0}
 
-    def interrupted(self, group, compute_kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def interrupting(self, outcome):
+        original(self, outcome)
+        seen["n"] += 1
+        if seen["n"] == 2:
             raise KeyboardInterrupt
-        return original(self, group, compute_kwargs)
 
-    monkeypatch.setattr(campaign_module.Campaign, "_write_group", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Campaign.from_inputs(inputs, settings).run()
+    monkeypatch.setattr(Progress, "update", interrupting)
+    campaign = Campaign.from_inputs(inputs, settings, resume=True)
+    with pytest.raises(CampaignInterrupted) as stopped:
+        campaign.run({"scheduler": "synchronous"}, report_path=tmp_path / "report.json")
+    states = [o.state for o in stopped.value.report.outcomes]
+    assert states == ["done", "done", "not started", "not started"]
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [p["state"] for p in saved["products"]] == states and saved["interrupted"] is True
     done_first = listing(settings.output_dir)
     assert len(done_first) == 4 and not any(".tmp" in n for n in done_first)
-    monkeypatch.setattr(campaign_module.Campaign, "_write_group", original)
+    monkeypatch.setattr(Progress, "update", original)
     report = Campaign.from_inputs(inputs, settings).run()
-    assert sorted(o.state for o in report.outcomes) == ["done", "done", "skipped", "skipped"]
+    assert [o.state for o in report.outcomes] == ["skipped", "skipped", "done", "done"]
     assert len(listing(settings.output_dir)) == 8
 
 
