@@ -157,7 +157,11 @@ class LocalBackend(Backend):
 
 
 def _copy(source: cf.Future, target: cf.Future) -> None:
+    """Hand the pool future's result (or error, or cancellation) to the caller's future."""
     if target.done():
+        return
+    if source.cancelled():
+        target.set_exception(cf.CancelledError())
         return
     exc = source.exception()
     if exc is not None:

@@ -24,7 +24,6 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 __all__ = ["Outcome", "CampaignReport", "Manifest", "failure_outcome", "is_input_problem",
            "log_outcome", "not_started", "interrupted", "STATES"]
