@@ -359,3 +359,22 @@ def test_products_print_as_they_finish(dataset, tmp_path, capsys, monkeypatch):
     assert main(["run", str(dataset.asn), "--output-dir", str(tmp_path / "out"),
                  "--scheduler", "synchronous"]) == 0
     assert [text.count(": wrote ") for text in printed_since] == [0, 1, 1]
+
+
+def test_wfss_failed_step_is_failed_and_retried(tmp_path):
+    """S_BKDSUB = FAILED (a WFSS estimator failure) is a failed product, redone on resume."""
+    from daskbkg.options import make_compat
+    from daskbkg.settings import WfssSettings
+    from tests.test_wfss_product import mask_file, ref_file, wfss_target
+
+    rng = np.random.default_rng(4)
+    sci = rng.random((20, 30)).astype(np.float32)
+    target = wfss_target(tmp_path, sci, err=0.0)
+    wfss = WfssSettings(bkg_ref=ref_file(tmp_path, np.ones((20, 30))),
+                        source_mask=mask_file(tmp_path, np.ones((20, 30))))
+    settings = RunSettings(output_dir=tmp_path / "out", compat=make_compat("jwst-3.0"), wfss=wfss)
+    for _ in range(2):
+        report = Campaign.from_inputs([str(target)], settings).run()
+        (outcome,) = report.outcomes
+        assert (outcome.state, outcome.status, outcome.code) == ("failed", "FAILED", 1)
+        assert "not finite" in outcome.reason

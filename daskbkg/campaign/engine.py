@@ -212,9 +212,16 @@ class _Runner:
             from dask.base import tokenize
 
             self.shared[key] = self.backend.submit(
-                combine_group, members, c.settings, c.resume, retries=c.settings.retries,
+                combine_group, members, c.settings, c.resume, self._wide(),
+                retries=c.settings.retries,
                 key=f"daskbkg-combined-{tokenize(key, c.settings)}")
         return self.shared[key]
+
+    def _wide(self) -> str:
+        """Inner scheduler of a job that should use more than its own thread."""
+        if self.backend.distributed:
+            return "cluster"
+        return "sync" if self.backend.inline else "threads"
 
     def _submit(self, index: int) -> None:
         c = self.campaign
@@ -224,8 +231,10 @@ class _Runner:
                                         reason=item.error or f"{item.name}: no science member"))
             return
         alone = len(c.items) == 1 and getattr(self.backend, "kind", None) == "threads"
+        few = self.backend.distributed and len(c.items) < self.backend.slots
         job = ProductJob(item, c.settings, resume=c.resume, index=index,
-                         inner="threads" if alone else "sync", progress=alone and c.progress)
+                         inner=self._wide() if alone or few else "sync",
+                         progress=alone and c.progress)
         if alone:  # a single product: run it here, its tiles on all threads
             self.inline = index
             self._record(index, run_product(job))

@@ -16,6 +16,7 @@ many products is scanned once per worker process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -91,8 +92,10 @@ class ProductJob:
     """Everything a worker needs to make one product (small and picklable).
 
     ``inner`` is the dask scheduler used inside the job: ``"sync"`` when many jobs run
-    side by side (each job is one task), ``"threads"`` for a single product run alone.
-    ``index`` is the product's position in the campaign.
+    side by side (each job is one task), ``"threads"`` for a single product run alone
+    on this machine, ``"cluster"`` to spread the product's tiles over the whole cluster
+    (a campaign with fewer products than worker threads). ``index`` is the product's
+    position in the campaign.
     """
 
     item: CampaignItem
@@ -133,10 +136,23 @@ def output_paths(item: CampaignItem, settings: RunSettings) -> tuple[Any, Any]:
     return main, comb
 
 
-def _scheduler(name: str):
+@contextlib.contextmanager
+def inner_scheduler(inner: str):
+    """The dask scheduler a job computes its tiles with.
+
+    ``"cluster"`` hands the tiles back to the cluster through a ``worker_client`` (the
+    job's own worker thread seceding while they run); ``"threads"`` and ``"sync"`` are
+    dask's local schedulers.
+    """
+    if inner == "cluster":
+        from distributed import worker_client
+
+        with worker_client() as client:
+            yield client
+        return
     from ..scheduling import local_scheduler
 
-    return local_scheduler(name)
+    yield local_scheduler(inner)
 
 
 def _tile_budget(settings: RunSettings, inner: str) -> dict:
@@ -144,7 +160,7 @@ def _tile_budget(settings: RunSettings, inner: str) -> dict:
 
     On a dask worker the budget also respects the worker's memory limit per thread.
     """
-    threads = 1 if inner == "sync" else None
+    threads = 1 if inner == "sync" else None  # else: the tiles of every thread
     limit = settings.memory_limit
     try:
         from distributed import get_worker
@@ -235,8 +251,8 @@ def _write(job: ProductJob, result, main, comb) -> list:
         writers = result.zarr_jobs(main, comb, shards=settings.shards)
     else:
         writers = result.fits_jobs(main, comb)
-    with _stop_callback(), _progress_bar(job):
-        outputs = write_outputs(writers, scheduler=_scheduler(job.inner))
+    with _stop_callback(), _progress_bar(job), inner_scheduler(job.inner) as scheduler:
+        outputs = write_outputs(writers, scheduler=scheduler)
     if settings.wfss.save_boxes and result.product.info.get("wfss_boxes"):
         from ..wfss import save_wfss_boxes
 
@@ -282,7 +298,8 @@ def run_product(job: ProductJob, shared: SharedCombined | None = None) -> Outcom
         result = _build_result(job, shared)
         outputs = _write(job, result, main, comb)
         status = result.status
-        mark_done(settings.output_dir, main, key, item.name, outputs, status)
+        if status != "FAILED":  # a FAILED step (WFSS) is retried by the next run
+            mark_done(settings.output_dir, main, key, item.name, outputs, status)
     except Stopped:
         return interrupted(item.name)
     except Exception as exc:  # noqa: BLE001 - every failure is this product's outcome
@@ -306,10 +323,12 @@ def _needs_work(item: CampaignItem, settings: RunSettings) -> bool:
 
 
 def combine_group(items: tuple[CampaignItem, ...], settings: RunSettings,
-                  resume: bool = True) -> SharedCombined:
+                  resume: bool = True, inner: str = "sync") -> SharedCombined:
     """Compute the combined background shared by ``items`` (same background list).
 
     The geometry comes from the first target that opens and takes the imaging path.
+    ``inner`` is the scheduler of its tiles (see :class:`ProductJob`): the products of
+    the group wait for it, so it should use every thread it can.
     Nothing is computed when every product is already complete (``resume``). Never
     raises: a failure is returned as ``SharedCombined(error=...)`` and every product of
     the group then computes its own (and reports its own error).
@@ -332,9 +351,9 @@ def combine_group(items: tuple[CampaignItem, ...], settings: RunSettings,
                                                  strict=settings.strict)
             lazy = build_combined_background(target, backgrounds, settings.params,
                                              settings.compat, chunks=settings.chunks,
-                                             **_tile_budget(settings, "sync"))
-            with _stop_callback():
-                arrays = lazy.compute_arrays(scheduler=_scheduler("sync"))
+                                             **_tile_budget(settings, inner))
+            with _stop_callback(), inner_scheduler(inner) as scheduler:
+                arrays = lazy.compute_arrays(scheduler=scheduler)
             return SharedCombined(lazy.image_key, arrays, lazy.backgrounds)
         return SharedCombined(error="no target of the group takes the imaging path")
     except Exception as exc:  # noqa: BLE001 - the products compute their own
