@@ -231,8 +231,7 @@ def test_cli_schedulers_write_identical_files(dataset, tmp_path, scheduler):
 
 def test_each_header_scanned_once_per_campaign(tmp_path, monkeypatch):
     """40 products drawing on 8 shared backgrounds: every file is read once (48 scans)."""
-    from daskbkg.campaign import CampaignItem
-    from daskbkg.campaign import jobs
+    from daskbkg.campaign import CampaignItem, jobs
     from daskbkg.io import exposure as exposure_module
 
     data = make_dataset(tmp_path / "in", n_targets=40, n_backgrounds=8, frame_shape=(32, 24),
@@ -344,9 +343,7 @@ def test_url_segmap_member_is_ignored(tmp_path):
 
 def test_products_print_as_they_finish(dataset, tmp_path, capsys, monkeypatch):
     """Each product's 'wrote' lines are printed when it finishes, before the next starts."""
-    from daskbkg.campaign import jobs
-
-    from daskbkg.campaign import engine
+    from daskbkg.campaign import engine, jobs
 
     printed_since: list[str] = []  # what was printed between two product starts
     original = jobs.run_product
