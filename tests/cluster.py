@@ -33,6 +33,14 @@ def wait_for(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def _address(sched_file: Path) -> str | None:
+    """The scheduler's address once its file is completely written, else None."""
+    try:
+        return json.loads(sched_file.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @contextlib.contextmanager
 def dask_cluster(folder: Path, workers: int = 2, memory: str = "2GB") -> Iterator[dict]:
     """A scheduler and ``workers`` single-threaded workers (no nanny), all on loopback.
@@ -46,8 +54,8 @@ def dask_cluster(folder: Path, workers: int = 2, memory: str = "2GB") -> Iterato
     procs = [spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
                     "--no-dashboard", "--scheduler-file", str(sched_file)], log)]
     try:
-        wait_for(sched_file.exists, 60, "the scheduler file")
-        address = json.loads(sched_file.read_text())["address"]
+        wait_for(lambda: _address(sched_file) is not None, 60, "the scheduler file")
+        address = _address(sched_file)
         for _ in range(workers):
             procs.append(spawn(["distributed.cli.dask_worker", address, "--nthreads", "1",
                                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1",

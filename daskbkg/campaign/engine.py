@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -195,6 +196,7 @@ class _Runner:
         self.remaining: dict[tuple, int] = {}  # group key -> products not yet finished
         self.finished = 0
         self.inline: int | None = None  # index of a product running in this thread
+        self.run_id = uuid.uuid4().hex[:12]  # task keys unique to this run
 
     # -- submission ------------------------------------------------------------------
     def _groups(self) -> None:
@@ -244,10 +246,8 @@ class _Runner:
         group = _group_key(item)
         if group in self.remaining:
             args = (job, self._shared_future(group))
-        from dask.base import tokenize
-
         future = self.backend.submit(run_product, *args, retries=c.settings.retries,
-                                     key=f"daskbkg-product-{index}-{tokenize(job)}")
+                                     key=f"daskbkg-product-{self.run_id}-{index}")
         self.pending[future] = index
         self.backend.add(future)
 
