@@ -59,39 +59,37 @@ def make_campaign(root: Path, products: int) -> tuple[Path, list[Path]]:
     return listfile, list(data.backgrounds)
 
 
-class InstantBackend:
-    """A backend whose jobs finish at once with a 'done' outcome (client cost only)."""
+def _instant_backend():
+    from daskbkg.campaign.backends import Backend
 
-    slots, inline, distributed, dashboard_link = 2, False, False, None
+    class InstantBackend(Backend):
+        """A backend whose jobs finish at once with a 'done' outcome (client cost only)."""
 
-    def __init__(self):
-        import queue
+        slots = 2
 
-        self._done = queue.Queue()
+        def __init__(self):
+            import queue
 
-    def submit(self, fn, *args, key=None, retries=0):
-        from daskbkg.campaign.outcome import Outcome
+            self._done = queue.Queue()
 
-        future = cf.Future()
-        job = args[0]
-        name = getattr(getattr(job, "item", None), "name", "combined")
-        future.set_result(Outcome(name, "done", status="COMPLETE"))
-        return future
+        def submit(self, fn, *args, key=None, retries=0):
+            """A finished future holding a small 'done' outcome."""
+            from daskbkg.campaign.outcome import Outcome
 
-    def add(self, future):
-        self._done.put(future)
+            future = cf.Future()
+            name = getattr(getattr(args[0], "item", None), "name", "combined")
+            future.set_result(Outcome(name, "done", status="COMPLETE"))
+            return future
 
-    def next_done(self):
-        return self._done.get()
+        def add(self, future):
+            """Queue the (finished) future."""
+            self._done.put(future)
 
-    def cancel(self, futures):
-        pass
+        def next_done(self):
+            """The next queued future."""
+            return self._done.get()
 
-    def close(self, interrupted=False):
-        pass
-
-    def refresh(self):
-        pass
+    return InstantBackend()
 
 
 def client_costs(listfile: Path, backgrounds: list[Path], out: Path) -> dict:
@@ -106,7 +104,7 @@ def client_costs(listfile: Path, backgrounds: list[Path], out: Path) -> dict:
     items_bytes = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     original = engine.make_backend
-    engine.make_backend = lambda *a, **k: InstantBackend()
+    engine.make_backend = lambda *a, **k: _instant_backend()
     try:
         cpu = _cpu()
         report = Campaign(items, RunSettings(output_dir=out)).run()
