@@ -15,7 +15,6 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(DOCS / "_ext"))
 sys.path.insert(0, str(ROOT))
 
 # One thread per kernel call: dask's threads do the parallelism (also in the notebooks).
@@ -43,7 +42,6 @@ extensions = [
 # -- sources --------------------------------------------------------------------------------
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
-templates_path = ["_templates"]
 
 # -- MyST -----------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -74,7 +72,6 @@ nitpicky = False
 # -- HTML -----------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"daskbkg {release}"
-html_static_path = ["_static"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
