@@ -55,6 +55,8 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+# Markdown produced by code cells (the benchmark table) may hold tables.
+nb_render_markdown_format = "myst"
 
 # -- API reference --------------------------------------------------------------------------
 autosummary_generate = True
@@ -88,8 +90,7 @@ intersphinx_mapping: dict = {}
 
 def _copy_notebooks(app) -> None:
     """Copy ``notebooks/*.ipynb`` next to the pages that render them (re-copied each build)."""
-    target = DOCS / "notebooks"
-    target.mkdir(exist_ok=True)
+    target = DOCS / "notebooks"  # holds index.md; the copies are ignored by git
     for old in target.glob("*.ipynb"):
         old.unlink()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
