@@ -43,6 +43,9 @@ extensions = [
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
+# Keep "--option" and quotes as typed (no en dashes in option names).
+smartquotes = False
+
 # -- MyST -----------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
