@@ -34,7 +34,7 @@ EXPECTED_TEXT = {
                     # the summary line ("N products: ...") of report.table(), both runs
                     "10 products: 10 done in",
                     "10 products: 1 done, 9 skipped in",
-                    "background combinations:    3",
+                    "combined backgrounds:       3",
                     "other products' files untouched: True"],
 }
 #: Figures each notebook must show, at least.
