@@ -52,7 +52,8 @@ def as_input(path: Any) -> Path | str:
     return os.fspath(path) if is_url(path) else Path(path)
 
 
-def _expand(inputs: Sequence[Any], backgrounds: Sequence[Any]) -> Iterator[CampaignItem]:
+def _expand(inputs: Sequence[Any], backgrounds: tuple) -> Iterator[CampaignItem]:
+    """Items of ``inputs``; ``backgrounds`` (already converted) is shared by every target."""
     from ..io.asn import is_association, read_association
 
     for entry in inputs:
@@ -78,8 +79,7 @@ def _expand(inputs: Sequence[Any], backgrounds: Sequence[Any]) -> Iterator[Campa
                 yield CampaignItem(prod.name, prod.science, prod.backgrounds, root=prod.name,
                                    error=prod.error, sourcecat=prod.sourcecat)
             continue
-        yield CampaignItem(os.path.basename(entry), as_input(entry),
-                           tuple(as_input(b) for b in backgrounds))
+        yield CampaignItem(os.path.basename(entry), as_input(entry), backgrounds)
 
 
 def _identity(item: CampaignItem) -> tuple:
@@ -104,7 +104,7 @@ def items_from_inputs(inputs: Sequence[Any], backgrounds: Sequence[Any] = ()) ->
     """
     items: list[CampaignItem] = []
     seen: set = set()
-    for item in _expand(list(inputs), list(backgrounds)):
+    for item in _expand(list(inputs), tuple(as_input(b) for b in backgrounds)):
         key = _identity(item)
         if key in seen:
             log.warning("%s: given more than once; processed once", item.name)
