@@ -78,3 +78,45 @@ def test_shared_background_on_cluster_computed_once(tmp_path):
         output_dir=tmp_path / "threads")).run()
     assert threaded.ok
     assert len(same_outputs(tmp_path / "dist", tmp_path / "threads")) == 16
+
+
+def test_ctrl_c_on_a_cluster_campaign_is_one_line(tmp_path):
+    """SIGINT to `daskbkg run --scheduler ADDRESS`: exit 130, one line, no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cluster import wait_for
+
+    data = make_dataset(tmp_path / "in", n_targets=8, n_backgrounds=6, frame_shape=(512, 512),
+                        seed=31)
+    out = tmp_path / "out"
+    with dask_cluster(tmp_path, workers=2) as info:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daskbkg.cli", "run", str(data.asn), "-o", str(out),
+             "--chunks", "4", "--scheduler", info["address"], "--report", str(tmp_path / "r.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: (tmp_path / "r.json").exists() or (out / ".daskbkg").exists()
+                 or proc.poll() is not None, 120, "the campaign to start")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the campaign finished before the signal arrived")
+    assert proc.returncode == 130
+    lines = [ln for ln in err.splitlines() if not ln.startswith("dask dashboard:")]
+    assert len(lines) == 1 and lines[0].startswith("daskbkg: interrupted; ")
+    assert "Traceback" not in err
+
+
+def test_single_product_spreads_its_tiles_over_the_cluster(tmp_path):
+    """One product on two workers: its tiles run on both, the bits equal a threaded run."""
+    data = make_dataset(tmp_path / "in", n_targets=1, n_backgrounds=4, frame_shape=(256, 256),
+                        seed=12)
+    settings = RunSettings(output_dir=tmp_path / "dist", chunks=(16, -1), save_combined=True)
+    with dask_cluster(tmp_path, workers=2) as info, distributed.Client(info["address"]) as client:
+        with distributed.get_task_stream(client) as stream:
+            report = Campaign.from_inputs([str(data.asn)], settings).run({"scheduler": client})
+    assert report.ok
+    assert len({rec["worker"] for rec in stream.data}) == 2
+    Campaign.from_inputs([str(data.asn)], settings.replace(output_dir=tmp_path / "threads")).run()
+    assert len(same_outputs(tmp_path / "dist", tmp_path / "threads")) == 2

@@ -303,7 +303,7 @@ class _Runner:
     def stop(self) -> CampaignReport:
         """After Ctrl-C: cancel, let running local jobs clean up, report every state."""
         STOP.set()
-        log.warning("interrupted: no new product is started; finished products are kept")
+        log.info("interrupted: no new product is started; finished products are kept")
         self.backend.cancel(list(self.pending))
         self.backend.close(interrupted=True)
         for future, index in list(self.pending.items()):
@@ -318,6 +318,7 @@ class _Runner:
         running = list(self.pending.values()) + ([self.inline] if self.inline is not None else [])
         for index in running:
             if self.outcomes[index] is None:
-                report.outcomes[index] = interrupted(self.campaign.items[index].name)
+                report.outcomes[index] = interrupted(self.campaign.items[index].name,
+                                                     remote=self.backend.distributed)
         report.interrupted = True
         return report

@@ -216,7 +216,14 @@ def not_started(name: str) -> Outcome:
     return Outcome(name, "not started", reason="the campaign was stopped before it started")
 
 
-def interrupted(name: str) -> Outcome:
-    """Outcome of a product that was running when the campaign was stopped."""
+def interrupted(name: str, remote: bool = False) -> Outcome:
+    """Outcome of a product that was running when the campaign was stopped.
+
+    A local job stops at its next tile and removes its temporary files; a job running on
+    a cluster worker (``remote``) may still finish there, and the next run skips it.
+    """
+    if remote:
+        return Outcome(name, "interrupted", reason="running on a worker when the campaign "
+                                                   "stopped; if it finishes, the next run skips it")
     return Outcome(name, "interrupted", reason="stopped while running; nothing of it was kept")
 
