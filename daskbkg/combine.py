@@ -8,6 +8,7 @@ ERR, DQ and the number of backgrounds kept, packed in one structured block.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -109,6 +110,32 @@ def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_r
     return packed
 
 
+def _read_and_combine(region, *, stacks, **kernel_options):
+    """One tile, one task: read every background's SCI, ERR and DQ there, and combine them.
+
+    Reading and combining in the same task means no stack of samples ever travels
+    between dask workers; only the packed result (16 bytes per pixel) does.
+    """
+    sci, err, dq = (stack[(slice(None),) * (stack.ndim - 2) + region] for stack in stacks)
+    return _combine_block(sci, err, dq, **kernel_options)
+
+
+def _tile_array(kernel, name: str, chunks: tuple[tuple[int, ...], tuple[int, ...]]):
+    """A dask array whose block (i, j) is ``kernel((rows_i, cols_j))`` (no input arrays)."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    row_starts = np.cumsum((0,) + chunks[0])
+    col_starts = np.cumsum((0,) + chunks[1])
+    graph = {
+        (name, i, j): (kernel, (slice(int(row_starts[i]), int(row_starts[i + 1])),
+                                slice(int(col_starts[j]), int(col_starts[j + 1]))))
+        for i in range(len(chunks[0])) for j in range(len(chunks[1]))
+    }
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=())
+    return da.Array(layers, name, chunks=chunks, meta=np.empty((0, 0), dtype=PACKED_DTYPE))
+
+
 def _single_block(blocks):
     """Unwrap the nested one-element lists blockwise passes for contracted axes."""
     while isinstance(blocks, list):
@@ -164,6 +191,7 @@ def build_combined_background(
     CombinedBackground
     """
     import dask.array as da
+    from dask.array.core import normalize_chunks
     from dask.base import tokenize
 
     target_window: Window = window_for(target.meta, target.shape, target.path)
@@ -199,32 +227,21 @@ def build_combined_background(
             key=key, backgrounds=(), overlaps=(), params=params, compat=compat,
             image_key=image_key,
         )
-    stacks = {}
-    stack_chunks = (len(backgrounds),) + tiles.chunks_for(plane)
+    stacks = []
     for ext, (fill, dtype) in _FILLS.items():
         members = [
             PlacedArray(source=getattr(b, ext) if p is not None else None, placement=p,
                         shape=plane, fill=fill, dtype_name=dtype)
             for b, p in zip(backgrounds, placements)
         ]
-        stack = BackgroundStack.of(members, plane, dtype)
-        stacks[ext] = da.from_array(
-            stack, chunks=stack_chunks, name=f"bkgstack-{ext}-{key}",
-            meta=np.empty((0,) * stack.ndim, dtype=dtype), asarray=False, lock=False,
-        )
-    # Blockwise with the stack (and integration) axes contracted but not concatenated:
-    # each is a single chunk, so the kernel gets the read blocks without a copy.
-    stack_index = "ktyx" if len(plane) == 3 else "kyx"
-    packed = da.blockwise(
-        _combine_block, "yx",
-        stacks["sci"], stack_index, stacks["err"], stack_index, stacks["dq"], stack_index,
-        concatenate=False, dtype=PACKED_DTYPE, name=f"bkgcombine-{key}",
-        meta=np.empty((0, 0), dtype=PACKED_DTYPE),
-        overlaps=np.array(overlaps, dtype=bool), sigma=params.sigma,
-        pass_limit=params.pass_limit, rateints=len(plane) == 3,
+        stacks.append(BackgroundStack.of(members, plane, dtype))
+    kernel = functools.partial(
+        _read_and_combine, stacks=tuple(stacks), overlaps=np.array(overlaps, dtype=bool),
+        sigma=params.sigma, pass_limit=params.pass_limit, rateints=len(plane) == 3,
         all_rejected=compat.clip_all_rejected, empty_lane=compat.rateints_empty_lane,
         no_valid=compat.no_valid_background, scale=compat.clip_scale,
     )
+    packed = _tile_array(kernel, f"bkgcombine-{key}", normalize_chunks(image_chunks, image))
     return CombinedBackground(
         sci=packed["sci"], err=packed["err"], dq=packed["dq"], nbkg=packed["nbkg"],
         key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,

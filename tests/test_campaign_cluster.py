@@ -27,6 +27,15 @@ def _client_bytes_written() -> int:
     raise AssertionError("no wchar in /proc/self/io")
 
 
+def _worker_to_worker_bytes(client) -> int:
+    """Bytes the workers fetched from each other since they started (results the client
+    gathers are not counted: those are outgoing, not incoming, transfers)."""
+    def fetched(dask_worker) -> int:
+        return sum(entry["total"] for entry in dask_worker.transfer_incoming_log)
+
+    return sum(client.run(fetched).values())
+
+
 def _compute_intervals(task_stream) -> list[tuple[float, float]]:
     return [(ss["start"], ss["stop"]) for rec in task_stream.data
             for ss in rec["startstops"] if ss["action"] == "compute"]
@@ -48,7 +57,9 @@ def test_campaign_keeps_four_workers_busy_and_workers_write(tmp_path):
             report = Campaign.from_inputs(asns, RunSettings(output_dir=tmp_path / "dist")).run(
                 {"scheduler": client})
         written = _client_bytes_written() - before
+        moved = _worker_to_worker_bytes(client)
     assert [o.state for o in report.outcomes] == ["done"] * 16
+    assert moved == 0  # each product is read, combined and written by one task
     intervals = _compute_intervals(stream)
     assert len(intervals) == 16  # one task per product: reading, combining, writing
     busy = max(b for _, b in intervals) - min(a for a, _ in intervals)
@@ -116,7 +127,11 @@ def test_single_product_spreads_its_tiles_over_the_cluster(tmp_path):
     with dask_cluster(tmp_path, workers=2) as info, distributed.Client(info["address"]) as client:
         with distributed.get_task_stream(client) as stream:
             report = Campaign.from_inputs([str(data.asn)], settings).run({"scheduler": client})
+        moved = _worker_to_worker_bytes(client)
     assert report.ok
     assert len({rec["worker"] for rec in stream.data}) == 2
+    # Samples never travel (each tile is read and combined in one task); at most the
+    # packed per-pixel results (16 bytes) and the target tiles (12 bytes) do.
+    assert moved <= 28 * 256 * 256, moved
     Campaign.from_inputs([str(data.asn)], settings.replace(output_dir=tmp_path / "threads")).run()
     assert len(same_outputs(tmp_path / "dist", tmp_path / "threads")) == 2
