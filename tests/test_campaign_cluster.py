@@ -28,8 +28,11 @@ def _client_bytes_written() -> int:
 
 
 def _worker_to_worker_bytes(client) -> int:
-    """Bytes the workers fetched from each other since they started (results the client
-    gathers are not counted: those are outgoing, not incoming, transfers)."""
+    """Bytes the workers fetched from each other since they started.
+
+    Results the client gathers are not counted: those are outgoing, not incoming, transfers.
+    """
+
     def fetched(dask_worker) -> int:
         return sum(entry["total"] for entry in dask_worker.transfer_incoming_log)
 
