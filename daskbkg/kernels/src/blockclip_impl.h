@@ -20,11 +20,11 @@
 #define AT(i) ((double)buf[(ptrdiff_t)(i) * DBK_BLOCK + b])
 
 /* Median of the sorted window [start, stop) of lane b (mean of the middle two if even). */
-static double DBK_CAT(median, SFX)(const BT *buf, int b, ptrdiff_t start, ptrdiff_t stop)
+static inline double DBK_CAT(median, SFX)(const BT *buf, int b, ptrdiff_t start, ptrdiff_t stop)
 {
-    ptrdiff_t half = (stop - start) / 2;
-    if ((stop - start) % 2 == 1) return AT(start + half);
-    return 0.5 * (AT(start + half) + AT(start + half - 1));
+    ptrdiff_t half = (stop - start) / 2, odd = (stop - start) % 2;
+    double upper = AT(start + half), lower = AT(start + half - 1 + odd);  /* no branch */
+    return odd ? upper : 0.5 * (upper + lower);
 }
 
 /* Sum of the window [start, stop) of lane b, or of its squared deviations from center.
@@ -113,7 +113,7 @@ static int DBK_CAT(shrink, SFX)(const BT *buf, int b, ptrdiff_t n, const dbk_opt
             sq = DBK_CAT(window_sum, SFX)(buf, b, start, stop, mean, 1);
         }
         double std = sqrt(sq / (double)m);
-        double big = fmax(fabs(AT(start)), fabs(AT(stop - 1)));
+        double big = fabs(AT(start)) > fabs(AT(stop - 1)) ? fabs(AT(start)) : fabs(AT(stop - 1));
         low = med - o->sigma * std;
         high = med + o->sigma * std;
         eps = constant ? -1.0 : dbk_tolerance((double)m, sq, big, med, std, o->sigma);
@@ -121,6 +121,19 @@ static int DBK_CAT(shrink, SFX)(const BT *buf, int b, ptrdiff_t n, const dbk_opt
     w->lo[b] = low;
     w->hi[b] = high;
     return 0;
+}
+
+/* Bounds and tolerance of the first pass of sorted lane b (n finite samples, whose
+ * squared deviations from their mean sum to w->acc[b]). */
+static inline void DBK_CAT(first_bounds, SFX)(const BT *buf, int b, ptrdiff_t n, double sigma,
+                                              dbk_lanes *w)
+{
+    double med = DBK_CAT(median, SFX)(buf, b, 0, n);
+    double std = sqrt(w->acc[b] / (double)n);
+    double big = fabs(AT(0)) > fabs(AT(n - 1)) ? fabs(AT(0)) : fabs(AT(n - 1));
+    w->lo[b] = med - sigma * std;
+    w->hi[b] = med + sigma * std;
+    w->tol[b] = dbk_tolerance((double)n, w->acc[b], big, med, std, sigma);
 }
 
 static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_vals,
@@ -136,8 +149,9 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
         BT *DBK_RESTRICT rj = buf + (ptrdiff_t)pairs[2 * c + 1] * DBK_BLOCK;
         for (int b = 0; b < DBK_BLOCK; b++) {
             BT x = ri[b], y = rj[b];
-            ri[b] = x < y ? x : y;
-            rj[b] = x < y ? y : x;
+            BT small = y < x ? y : x, large = y < x ? x : y;  /* a form gcc vectorises */
+            ri[b] = small;
+            rj[b] = large;
         }
     }
     /* First pass of all lanes at once: finite count and mean, then the squared
@@ -168,15 +182,14 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
             acc[b] += x < INFINITY ? d * d : 0.0;
         }
     }
-    for (int b = 0; b < DBK_BLOCK; b++) {
-        ptrdiff_t n = counts[b];
-        if (n == 0) continue;
-        double med = DBK_CAT(median, SFX)(buf, b, 0, n);
-        double std = sqrt(acc[b] / (double)n);
-        double big = fmax(fabs((double)buf[b]), fabs((double)buf[(n - 1) * DBK_BLOCK + b]));
-        lo[b] = med - o->sigma * std;
-        hi[b] = med + o->sigma * std;
-        tol[b] = dbk_tolerance((double)n, acc[b], big, med, std, o->sigma);
+    int full = n_vals > 0;
+    for (int b = 0; b < DBK_BLOCK; b++) full &= counts[b] == n_vals;
+    if (full) {  /* the usual block, nothing non-finite: one count, so this vectorises */
+        for (int b = 0; b < DBK_BLOCK; b++)
+            DBK_CAT(first_bounds, SFX)(buf, b, n_vals, o->sigma, w);
+    } else {
+        for (int b = 0; b < DBK_BLOCK; b++)
+            if (counts[b] > 0) DBK_CAT(first_bounds, SFX)(buf, b, counts[b], o->sigma, w);
     }
     /* Lanes with no sample outside the first bounds and extremes clear of them are
      * decided; total[] is reused as the count of samples outside. */
@@ -215,24 +228,29 @@ static DBK_HOT void DBK_CAT(accumulate, SFX)(const BT *lanes, ptrdiff_t stride,
 {
     const double *DBK_RESTRICT lo = w->lo, *DBK_RESTRICT hi = w->hi;
     double *DBK_RESTRICT total = w->total, *DBK_RESTRICT var_total = w->acc;
-    int32_t *DBK_RESTRICT count = w->kept;
+    double *DBK_RESTRICT count = w->tol;
     for (int b = 0; b < nb; b++) {
         total[b] = 0.0;
         var_total[b] = 0.0;
-        count[b] = 0;
+        count[b] = 0.0;
     }
     for (ptrdiff_t k = 0; k < n_bkg; k++) {
         if (!overlaps[k]) continue;  /* a NaN lane is never kept */
         const BT *DBK_RESTRICT lane = lanes + k * stride;
         const BT *DBK_RESTRICT v = var + k * DBK_BLOCK;
+        /* Every load and select before the stores, and a double count: the shape gcc
+         * if-converts and vectorises. Adding +0.0 leaves the +0.0-started sums as they
+         * are. */
         for (int b = 0; b < nb; b++) {
-            double x = (double)lane[b];
-            int keep = (x >= lo[b]) & (x <= hi[b]) & (fabs(x) < INFINITY);
-            total[b] += keep ? x : 0.0;
-            var_total[b] += keep ? (double)v[b] : 0.0;
-            count[b] += keep;
+            double x = (double)lane[b], xv = (double)v[b], l = lo[b], h = hi[b];
+            int keep = (x >= l) & (x <= h) & (fabs(x) < INFINITY);
+            double add = keep ? x : 0.0, add_var = keep ? xv : 0.0, one = keep ? 1.0 : 0.0;
+            total[b] += add;
+            var_total[b] += add_var;
+            count[b] += one;
         }
     }
+    for (int b = 0; b < nb; b++) w->kept[b] = (int32_t)count[b];
 }
 
 #undef AT

@@ -40,13 +40,13 @@ static const double UNIT_ROUNDOFF = 1.1102230246251565e-16;  /* 2**-53 */
 /* Bound on the distance between a pass's bounds and the literal algorithm's, for a
  * window of m samples with squared-deviation sum sq, largest magnitude big, median med
  * and standard deviation std. Derivation: docs/algorithm-exactness.md. */
-static double dbk_tolerance(double m, double sq, double big, double med, double std,
-                            double sigma)
+static inline double dbk_tolerance(double m, double sq, double big, double med,
+                                   double std, double sigma)
 {
     const double u = UNIT_ROUNDOFF;
     double d_acc = 2.0 * (m + 3.0) * u * sq + 12.0 * m * m * m * u * u * big * big;
-    double d_std = sqrt(d_acc / m);
-    if (std > 0.0 && d_acc / (m * std) < d_std) d_std = d_acc / (m * std);
+    double d_root = sqrt(d_acc / m), d_lin = d_acc / (m * std);
+    double d_std = (std > 0.0) & (d_lin < d_root) ? d_lin : d_root;
     return 4.0 * (sigma * d_std + 4.0 * u * (fabs(med) + sigma * std));
 }
 
@@ -229,24 +229,26 @@ static void integration_means(const dbk_tile *t, const dbk_opts *o, dbk_work *w,
         gather_f32(w->buf32 + i * DBK_BLOCK, a + i * t->n_pix, nb, square);
     flag_uncertain(l, bounds_f32(w->buf32, t->n_int, w->by_int.pairs, w->by_int.n_pairs, o, l));
     float *DBK_RESTRICT sum = w->int_sum;
-    for (int b = 0; b < nb; b++) {
-        sum[b] = 0.0f;
-        l->kept[b] = 0;
-    }
+    for (int b = 0; b < nb; b++) sum[b] = 0.0f;
+    const double *DBK_RESTRICT lo = l->lo, *DBK_RESTRICT hi = l->hi;
+    double *DBK_RESTRICT count = l->total;
+    for (int b = 0; b < nb; b++) count[b] = 0.0;
     for (ptrdiff_t i = 0; i < t->n_int; i++) {  /* float32 sums in integration order */
-        const float *row = a + i * t->n_pix;
-        for (int b = 0; b < nb; b++) {
+        const float *DBK_RESTRICT row = a + i * t->n_pix;
+        for (int b = 0; b < nb; b++) {  /* vectorisable shape, see accumulate_f32 */
             float x = row[b];
-            if (square) x = x * x;
-            double xd = (double)x;
-            int keep = (xd >= l->lo[b]) & (xd <= l->hi[b]) & (fabs(xd) < INFINITY);
-            sum[b] = sum[b] + (keep ? x : 0.0f);
-            l->kept[b] += keep;
+            x = square ? x * x : x;
+            double xd = (double)x, low = lo[b], high = hi[b];
+            int keep = (xd >= low) & (xd <= high) & (fabs(xd) < INFINITY);
+            float add = keep ? x : 0.0f;
+            double one = keep ? 1.0 : 0.0;
+            sum[b] = sum[b] + add;
+            count[b] += one;
         }
     }
     for (int b = 0; b < nb; b++) {
-        if (l->kept[b] == 0) out[b] = o->empty_nan ? NAN : 0.0;
-        else out[b] = (double)sum[b] / (double)l->kept[b];
+        if (count[b] == 0.0) out[b] = o->empty_nan ? NAN : 0.0;
+        else out[b] = (double)sum[b] / count[b];
     }
 }
 
