@@ -16,24 +16,33 @@ import numpy as np
 from . import _ckernels
 from ._common import check_pass_limit, check_sigma, clip_mode, run_tile_kernel
 
-__all__ = ["BLOCK", "clip_lane_bounds_compiled", "combine_tile", "combine_tile_literal"]
+__all__ = ["BLOCK", "clip_lane_bounds_compiled", "combine_tile", "combine_tile_literal",
+           "literal_pixel_count"]
 
 #: Pixels clipped together by the sort-once path.
 BLOCK = _ckernels.BLOCK
 
 
-def _implementations(literal: bool):
-    """The ``(rate, rateints)`` callables :func:`run_tile_kernel` expects."""
+def _implementations(literal: bool, counts: list | None = None):
+    """The ``(rate, rateints)`` callables :func:`run_tile_kernel` expects.
+
+    ``counts``, if given, receives the number of pixels the extension computed with the
+    literal algorithm.
+    """
+
+    def record(n_literal):
+        if counts is not None:
+            counts.append(n_literal)
 
     def rate(sci, err, dq, overlaps, sigma, pass_limit, mode, none_nan, *outputs):
-        _ckernels.combine(sci, err, dq, overlaps, sci.shape[0], 1, sci.shape[1], False,
-                          sigma, pass_limit, mode, False, none_nan, literal, *outputs)
+        record(_ckernels.combine(sci, err, dq, overlaps, sci.shape[0], 1, sci.shape[1], False,
+                                 sigma, pass_limit, mode, False, none_nan, literal, *outputs))
 
     def rateints(sci, err, dq, overlaps, sigma, pass_limit, mode, empty_nan, none_nan,
                  *outputs):
         n_bkg, n_int, n_pix = sci.shape
-        _ckernels.combine(sci, err, dq, overlaps, n_bkg, n_int, n_pix, True, sigma,
-                          pass_limit, mode, empty_nan, none_nan, literal, *outputs)
+        record(_ckernels.combine(sci, err, dq, overlaps, n_bkg, n_int, n_pix, True, sigma,
+                                 pass_limit, mode, empty_nan, none_nan, literal, *outputs))
 
     return rate, rateints
 
@@ -102,6 +111,23 @@ def combine_tile_literal(sci, err, dq, overlaps, sigma: float, pass_limit: int, 
     return _combine(_LITERAL, sci, err, dq, overlaps, sigma, pass_limit, rateints=rateints,
                     all_rejected=all_rejected, empty_lane=empty_lane, no_valid=no_valid,
                     scale=scale)
+
+
+def literal_pixel_count(sci, err, dq, overlaps, sigma: float, pass_limit: int, *,
+                        rateints: bool, **options) -> int:
+    """Number of pixels of a tile that :func:`combine_tile` computes literally.
+
+    These are the pixels the sort-once path cannot decide with certainty (every pixel for
+    ``scale="mad_std"`` or a negative or infinite sigma). A diagnostic for tests and
+    benchmarks; same arguments as :func:`combine_tile`.
+    """
+    counts: list[int] = []
+    run_tile_kernel(*_implementations(False, counts), sci, err, dq, overlaps, sigma,
+                    pass_limit, rateints=rateints, **{**_DEFAULTS, **options})
+    return counts[0]
+
+
+_DEFAULTS = dict(all_rejected="keep", empty_lane="zero", no_valid="zero", scale="std")
 
 
 def clip_lane_bounds_compiled(lane, sigma: float, pass_limit: int, all_rejected: str = "keep",

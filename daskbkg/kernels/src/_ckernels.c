@@ -45,8 +45,9 @@ static int decode_mode(int mode, double sigma, long pass_limit, dbk_opts *o)
     return 0;
 }
 
-/* Run the literal kernel on every pixel (one scratch allocation). */
-static int literal_tile(const dbk_tile *t, const dbk_opts *o)
+/* Run the literal kernel on every pixel (one scratch allocation); returns n_pix, or -1
+ * if the scratch could not be allocated. */
+static ptrdiff_t literal_tile(const dbk_tile *t, const dbk_opts *o)
 {
     ptrdiff_t most = t->n_bkg > t->n_int ? t->n_bkg : t->n_int;
     double *mem = malloc(sizeof(double) * (size_t)(2 * (most + 1) + 2 * (t->n_bkg + 1)));
@@ -55,7 +56,7 @@ static int literal_tile(const dbk_tile *t, const dbk_opts *o)
                              mem + 2 * (most + 1) + t->n_bkg + 1};
     for (ptrdiff_t p = 0; p < t->n_pix; p++) dbk_literal_pixel(t, o, p, &s);
     free(mem);
-    return 0;
+    return t->n_pix;
 }
 
 PyDoc_STRVAR(combine_doc,
@@ -65,7 +66,8 @@ PyDoc_STRVAR(combine_doc,
 "Combine one tile into the four preallocated outputs (see daskbkg/kernels/compiled.py).\n"
 "Inputs are C-contiguous (N, P) or (N, T, P) float32/uint32 buffers, overlaps N bytes;\n"
 "mode bit 0 is the reject-all policy, bit 1 the mad_std scale. literal=True runs the\n"
-"Wirth-selection kernel on every pixel. Releases the GIL.");
+"Wirth-selection kernel on every pixel. Releases the GIL. Returns the number of pixels\n"
+"computed by the literal algorithm (all of them with literal=True).");
 
 static PyObject *combine(PyObject *self, PyObject *args)
 {
@@ -82,7 +84,7 @@ static PyObject *combine(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     dbk_opts o;
-    int status = 0;
+    ptrdiff_t status = 0;
     if (n_bkg < 0 || n_int < 0 || n_pix < 0 || (!rateints && n_int != 1)) {
         PyErr_SetString(PyExc_ValueError, "invalid tile dimensions");
         goto done;
@@ -104,11 +106,11 @@ static PyObject *combine(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     status = sorted ? dbk_sortonce_tile(&t, &o) : literal_tile(&t, &o);
     Py_END_ALLOW_THREADS
-    if (status) {
+    if (status < 0) {
         PyErr_NoMemory();
         goto done;
     }
-    result = Py_NewRef(Py_None);
+    result = PyLong_FromSsize_t(status);
 done:
     for (int i = 0; i < 8; i++) PyBuffer_Release(&v[i]);
     return result;

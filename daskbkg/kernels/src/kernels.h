@@ -63,9 +63,9 @@ void dbk_literal_pixel(const dbk_tile *t, const dbk_opts *o, ptrdiff_t p,
                        dbk_literal_scratch *s);
 
 /* sortonce.c: whole tiles through the sort-once path (uncertain pixels are redone by
- * dbk_literal_pixel). Returns 0, or -1 if its scratch could not be allocated (nothing
- * has been written then). */
-int dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o);
+ * dbk_literal_pixel). Returns the number of pixels redone, or -1 if its scratch could
+ * not be allocated (nothing has been written then). */
+ptrdiff_t dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o);
 
 /* Batcher's odd-even merge-sort network on npad (a power of two) rows: writes the
  * compare-exchange pairs to out (if not NULL) and returns their number. */

@@ -279,7 +279,7 @@ static void rateints_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w, pt
     accumulate_f64(w->d, DBK_BLOCK, w->e, t->overlaps, t->n_bkg, nb, l);
 }
 
-int dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o)
+ptrdiff_t dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o)
 {
     dbk_work *w = malloc(sizeof *w);
     if (!w) return -1;
@@ -288,16 +288,20 @@ int dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o)
         free(w);
         return -1;
     }
+    ptrdiff_t n_literal = 0;
     for (ptrdiff_t p0 = 0; p0 < t->n_pix; p0 += DBK_BLOCK) {
         int nb = (int)(t->n_pix - p0 < DBK_BLOCK ? t->n_pix - p0 : DBK_BLOCK);
         memset(w->lanes.uncertain, 0, sizeof w->lanes.uncertain);
         if (t->rateints) rateints_block(t, o, w, p0, nb);
         else rate_block(t, o, w, p0, nb);
         write_block(t, o, &w->lanes, p0, nb);
-        for (int b = 0; b < nb; b++)
-            if (w->lanes.uncertain[b]) dbk_literal_pixel(t, o, p0 + b, &w->lit);
+        for (int b = 0; b < nb; b++) {
+            if (!w->lanes.uncertain[b]) continue;
+            dbk_literal_pixel(t, o, p0 + b, &w->lit);
+            n_literal++;
+        }
     }
     free(block);
     free(w);
-    return 0;
+    return n_literal;
 }
