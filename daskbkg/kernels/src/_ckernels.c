@@ -156,9 +156,24 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(tolerance_doc,
+"tolerance(m, sq, big, med, std, sigma)\n"
+"--\n\n"
+"The sort-once path's decision margin for one pass (docs/algorithm-exactness.md).");
+
+static PyObject *tolerance(PyObject *self, PyObject *args)
+{
+    double m, sq, big, med, std, sigma;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "dddddd:tolerance", &m, &sq, &big, &med, &std, &sigma))
+        return NULL;
+    return PyFloat_FromDouble(dbk_tolerance(m, sq, big, med, std, sigma));
+}
+
 static PyMethodDef methods[] = {
     {"combine", combine, METH_VARARGS, combine_doc},
     {"lane_bounds", lane_bounds, METH_VARARGS, lane_bounds_doc},
+    {"tolerance", tolerance, METH_VARARGS, tolerance_doc},
     {NULL, NULL, 0, NULL},
 };
 

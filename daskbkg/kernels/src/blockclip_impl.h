@@ -116,7 +116,7 @@ static int DBK_CAT(shrink, SFX)(const BT *buf, int b, ptrdiff_t n, const dbk_opt
         double big = fabs(AT(start)) > fabs(AT(stop - 1)) ? fabs(AT(start)) : fabs(AT(stop - 1));
         low = med - o->sigma * std;
         high = med + o->sigma * std;
-        eps = constant ? -1.0 : dbk_tolerance((double)m, sq, big, med, std, o->sigma);
+        eps = constant ? -1.0 : tolerance_of((double)m, sq, big, med, std, o->sigma);
     }
     w->lo[b] = low;
     w->hi[b] = high;
@@ -133,7 +133,7 @@ static inline void DBK_CAT(first_bounds, SFX)(const BT *buf, int b, ptrdiff_t n,
     double big = fabs(AT(0)) > fabs(AT(n - 1)) ? fabs(AT(0)) : fabs(AT(n - 1));
     w->lo[b] = med - sigma * std;
     w->hi[b] = med + sigma * std;
-    w->tol[b] = dbk_tolerance((double)n, w->acc[b], big, med, std, sigma);
+    w->tol[b] = tolerance_of((double)n, w->acc[b], big, med, std, sigma);
 }
 
 static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_vals,

@@ -67,6 +67,12 @@ void dbk_literal_pixel(const dbk_tile *t, const dbk_opts *o, ptrdiff_t p,
  * not be allocated (nothing has been written then). */
 ptrdiff_t dbk_sortonce_tile(const dbk_tile *t, const dbk_opts *o);
 
+/* sortonce.c: bound on the distance between a pass's bounds and the literal
+ * algorithm's, for a window of m samples whose squared deviations from their mean sum to
+ * sq, largest magnitude big, median med and standard deviation std. Derivation:
+ * docs/algorithm-exactness.md. */
+double dbk_tolerance(double m, double sq, double big, double med, double std, double sigma);
+
 /* Batcher's odd-even merge-sort network on npad (a power of two) rows: writes the
  * compare-exchange pairs to out (if not NULL) and returns their number. */
 ptrdiff_t dbk_network(ptrdiff_t npad, int32_t *out);

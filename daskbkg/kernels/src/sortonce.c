@@ -37,17 +37,19 @@ typedef struct {
 
 static const double UNIT_ROUNDOFF = 1.1102230246251565e-16;  /* 2**-53 */
 
-/* Bound on the distance between a pass's bounds and the literal algorithm's, for a
- * window of m samples with squared-deviation sum sq, largest magnitude big, median med
- * and standard deviation std. Derivation: docs/algorithm-exactness.md. */
-static inline double dbk_tolerance(double m, double sq, double big, double med,
-                                   double std, double sigma)
+static inline double tolerance_of(double m, double sq, double big, double med,
+                                  double std, double sigma)
 {
     const double u = UNIT_ROUNDOFF;
     double d_acc = 2.0 * (m + 3.0) * u * sq + 12.0 * m * m * m * u * u * big * big;
     double d_root = sqrt(d_acc / m), d_lin = d_acc / (m * std);
     double d_std = (std > 0.0) & (d_lin < d_root) ? d_lin : d_root;
     return 4.0 * (sigma * d_std + 4.0 * u * (fabs(med) + sigma * std));
+}
+
+double dbk_tolerance(double m, double sq, double big, double med, double std, double sigma)
+{
+    return tolerance_of(m, sq, big, med, std, sigma);
 }
 
 #define BT float
