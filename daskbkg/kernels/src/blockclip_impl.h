@@ -142,7 +142,7 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
 {
     double *DBK_RESTRICT lo = w->lo, *DBK_RESTRICT hi = w->hi, *DBK_RESTRICT tol = w->tol;
     double *DBK_RESTRICT total = w->total, *DBK_RESTRICT acc = w->acc;
-    ptrdiff_t *DBK_RESTRICT counts = w->counts;
+    int32_t *DBK_RESTRICT counts = w->counts;
     /* Sort every lane (+inf, the non-finite samples, last). */
     for (ptrdiff_t c = 0; c < n_pairs; c++) {
         BT *DBK_RESTRICT ri = buf + (ptrdiff_t)pairs[2 * c] * DBK_BLOCK;
@@ -170,7 +170,7 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
         }
     }
     for (int b = 0; b < DBK_BLOCK; b++) {
-        counts[b] = (ptrdiff_t)acc[b];
+        counts[b] = (int32_t)acc[b];
         total[b] = total[b] / (acc[b] > 1.0 ? acc[b] : 1.0);
         acc[b] = 0.0;
     }
@@ -183,13 +183,13 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
         }
     }
     int full = n_vals > 0;
-    for (int b = 0; b < DBK_BLOCK; b++) full &= counts[b] == n_vals;
-    if (full) {  /* the usual block, nothing non-finite: one count, so this vectorises */
+    for (int b = 0; b < DBK_BLOCK; b++) full &= counts[b] == (int32_t)n_vals;
+    if (full) {  /* the usual block, nothing non-finite: one count, contiguous loads */
         for (int b = 0; b < DBK_BLOCK; b++)
             DBK_CAT(first_bounds, SFX)(buf, b, n_vals, o->sigma, w);
-    } else {
+    } else {  /* lanes without samples get meaningless values, replaced below */
         for (int b = 0; b < DBK_BLOCK; b++)
-            if (counts[b] > 0) DBK_CAT(first_bounds, SFX)(buf, b, counts[b], o->sigma, w);
+            DBK_CAT(first_bounds, SFX)(buf, b, counts[b] > 0 ? counts[b] : 1, o->sigma, w);
     }
     /* Lanes with no sample outside the first bounds and extremes clear of them are
      * decided; total[] is reused as the count of samples outside. */

@@ -29,7 +29,7 @@
 typedef struct {
     double lo[DBK_BLOCK], hi[DBK_BLOCK], tol[DBK_BLOCK];
     double total[DBK_BLOCK], acc[DBK_BLOCK];
-    ptrdiff_t counts[DBK_BLOCK];
+    int32_t counts[DBK_BLOCK];  /* int32: the double -> integer conversion vectorises */
     int32_t kept[DBK_BLOCK];
     uint32_t q[DBK_BLOCK];
     unsigned char uncertain[DBK_BLOCK];
@@ -198,7 +198,8 @@ static DBK_HOT void gather_f32(float *DBK_RESTRICT row, const float *DBK_RESTRIC
     for (int b = nb; b < DBK_BLOCK; b++) row[b] = INFINITY;
 }
 
-static void rate_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w, ptrdiff_t p0, int nb)
+static DBK_HOT void rate_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w, ptrdiff_t p0,
+                               int nb)
 {
     dbk_lanes *l = &w->lanes;
     for (int b = 0; b < nb; b++) l->q[b] = 0;
@@ -222,8 +223,9 @@ static void rate_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w, ptrdif
 
 /* Clipped integration means (spec §5.3) of background k, plane SCI or float32 ERR², for
  * the block's lanes, into out[0:nb]. */
-static void integration_means(const dbk_tile *t, const dbk_opts *o, dbk_work *w, ptrdiff_t k,
-                              int square, ptrdiff_t p0, int nb, double *out)
+static DBK_HOT void integration_means(const dbk_tile *t, const dbk_opts *o, dbk_work *w,
+                                      ptrdiff_t k, int square, ptrdiff_t p0, int nb,
+                                      double *out)
 {
     dbk_lanes *l = &w->lanes;
     const float *a = (square ? t->err : t->sci) + k * t->n_int * t->n_pix + p0;
@@ -254,8 +256,8 @@ static void integration_means(const dbk_tile *t, const dbk_opts *o, dbk_work *w,
     }
 }
 
-static void rateints_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w, ptrdiff_t p0,
-                           int nb)
+static DBK_HOT void rateints_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w,
+                                   ptrdiff_t p0, int nb)
 {
     dbk_lanes *l = &w->lanes;
     for (int b = 0; b < nb; b++) l->q[b] = 0;
