@@ -127,8 +127,11 @@ def test_sum_of_squares_bound(case):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=windows(), sigma=st.sampled_from([0.0, 0.5, 1.0, 3.0, 7.5]))
 def test_bounds_of_two_orders_differ_by_less_than_a_quarter_of_tol(case, sigma):
-    """(8): the kernel's margin is at least four times the distance between the bounds of any
-    two summation orders, the literal reference's included."""
+    """(8): tol is at least four times the distance between two orders' bounds.
+
+    Every summation order is compared with the sorted one, the literal reference's
+    (Wirth selection order) included.
+    """
     values, rng = case
     ranked = sorted(values)
     s = pass_of(ranked, sigma)  # the sort-once computation
@@ -168,8 +171,11 @@ def test_samples_exactly_on_a_bound_are_recomputed(lane, bound):
 
 
 def test_sample_one_float32_step_from_a_bound_is_recomputed():
-    """[0, 0, 2, 2] has the exact lower bound 0 (σ = 1); moving one 0 up by the smallest
-    float32 step leaves that sample within the margin: recomputed, same bits."""
+    """A sample one float32 step from an exact bound is recomputed, with the same bits.
+
+    [0, 0, 2, 2] has the exact lower bound 0 (σ = 1); moving one 0 up by the smallest
+    float32 step leaves that sample within the margin.
+    """
     tiny = float(np.nextafter(np.float32(0), np.float32(1)))
     lane = [tiny, 0.0, 2.0, 2.0]
     p = pass_of(sorted(lane), 1.0)
