@@ -37,6 +37,9 @@ typedef struct {
 
 static const double UNIT_ROUNDOFF = 1.1102230246251565e-16;  /* 2**-53 */
 
+/* The decision margin of one pass, equations (6)-(8) of docs/algorithm-exactness.md:
+ * m samples whose squared deviations from their mean sum to sq, largest magnitude big,
+ * median med and scale std. With std = 0, d_lin is +inf and never chosen. */
 static inline double tolerance_of(double m, double sq, double big, double med,
                                   double std, double sigma)
 {
