@@ -120,8 +120,9 @@ def test_sum_of_squares_bound(case):
         delta = abs(mean - mu)
         assert sum((mean - x) ** 2 for x in exact) == s_exact + m * delta**2
         assert delta <= Fraction(101, 100) * m * U * big
-        g = gamma(m + 1)
+        g = gamma(m + 2)
         assert abs(Fraction(p["sq"]) - s_exact) <= g * s_exact + (1 + g) * m * delta**2
+        assert g * s_exact <= (m + 3) * U * Fraction(p["sq"])  # the step from (5) to (6)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
