@@ -19,12 +19,13 @@
 /* buf[i][b] as double: all arithmetic on samples is done in double. */
 #define AT(i) ((double)buf[(ptrdiff_t)(i) * DBK_BLOCK + b])
 
-/* Median of the sorted window [start, stop) of lane b (mean of the middle two if even). */
+/* Median of the sorted window [start, stop) of lane b (mean of the middle two if even).
+ * For odd sizes both indices name the middle sample and 0.5 * (x + x) == x exactly (the
+ * samples are at most float32-sized: no overflow), so no branch is needed. */
 static inline double DBK_CAT(median, SFX)(const BT *buf, int b, ptrdiff_t start, ptrdiff_t stop)
 {
     ptrdiff_t half = (stop - start) / 2, odd = (stop - start) % 2;
-    double upper = AT(start + half), lower = AT(start + half - 1 + odd);  /* no branch */
-    return odd ? upper : 0.5 * (upper + lower);
+    return 0.5 * (AT(start + half) + AT(start + half - 1 + odd));
 }
 
 /* Sum of the window [start, stop) of lane b, or of its squared deviations from center.
@@ -123,6 +124,28 @@ static int DBK_CAT(shrink, SFX)(const BT *buf, int b, ptrdiff_t n, const dbk_opt
     return 0;
 }
 
+/* First-pass bounds of every lane of the block as if each held n finite samples, with
+ * contiguous loads so that it vectorises; lanes with fewer are redone by first_bounds. */
+static inline void DBK_CAT(first_bounds_all, SFX)(const BT *buf, ptrdiff_t n, double sigma,
+                                                  dbk_lanes *w)
+{
+    ptrdiff_t half = n / 2, odd = n % 2;
+    const BT *DBK_RESTRICT upper = buf + half * DBK_BLOCK;
+    const BT *DBK_RESTRICT lower = buf + (half - 1 + odd) * DBK_BLOCK;
+    const BT *DBK_RESTRICT first = buf, *DBK_RESTRICT last = buf + (n - 1) * DBK_BLOCK;
+    double *DBK_RESTRICT lo = w->lo, *DBK_RESTRICT hi = w->hi, *DBK_RESTRICT tol = w->tol;
+    const double *DBK_RESTRICT acc = w->acc;
+    for (int b = 0; b < DBK_BLOCK; b++) {
+        double med = 0.5 * ((double)upper[b] + (double)lower[b]);
+        double std = sqrt(acc[b] / (double)n);
+        double a = fabs((double)first[b]), z = fabs((double)last[b]);
+        double big = a > z ? a : z;
+        lo[b] = med - sigma * std;
+        hi[b] = med + sigma * std;
+        tol[b] = tolerance_of((double)n, acc[b], big, med, std, sigma);
+    }
+}
+
 /* Bounds and tolerance of the first pass of sorted lane b (n finite samples, whose
  * squared deviations from their mean sum to w->acc[b]). */
 static inline void DBK_CAT(first_bounds, SFX)(const BT *buf, int b, ptrdiff_t n, double sigma,
@@ -182,14 +205,11 @@ static DBK_HOT ptrdiff_t DBK_CAT(bounds, SFX)(BT *DBK_RESTRICT buf, ptrdiff_t n_
             acc[b] += x < INFINITY ? d * d : 0.0;
         }
     }
-    int full = n_vals > 0;
-    for (int b = 0; b < DBK_BLOCK; b++) full &= counts[b] == (int32_t)n_vals;
-    if (full) {  /* the usual block, nothing non-finite: one count, contiguous loads */
-        for (int b = 0; b < DBK_BLOCK; b++)
-            DBK_CAT(first_bounds, SFX)(buf, b, n_vals, o->sigma, w);
-    } else {  /* lanes without samples get meaningless values, replaced below */
-        for (int b = 0; b < DBK_BLOCK; b++)
-            DBK_CAT(first_bounds, SFX)(buf, b, counts[b] > 0 ? counts[b] : 1, o->sigma, w);
+    if (n_vals > 0) {  /* most lanes have no non-finite sample: all n_vals at once */
+        DBK_CAT(first_bounds_all, SFX)(buf, n_vals, o->sigma, w);
+        for (int b = 0; b < DBK_BLOCK; b++)  /* lanes without samples: set below */
+            if (counts[b] > 0 && counts[b] != (int32_t)n_vals)
+                DBK_CAT(first_bounds, SFX)(buf, b, counts[b], o->sigma, w);
     }
     /* Lanes with no sample outside the first bounds and extremes clear of them are
      * decided; total[] is reused as the count of samples outside. */
