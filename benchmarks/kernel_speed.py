@@ -15,16 +15,15 @@ AVX2, gcc 12, numpy 2.4, Python 3.11), best of 10 calls, old and new run alterna
 the same session (2026-12-06):
 
 * before, numba sort-once kernel through its native library (commit f9b9025, after
-  ``preload()``; numba compiles for the host CPU): rate 24.0 ms (24.0-27.0 over the
-  session), rateints 40.2 ms (39.5-42.9);
-* after, C extension with its AVX2 clone (what runs on this machine): rate 15.6 ms
-  (15.6-16.6), rateints 28.0 ms (27.9-29.5);
-* after, C extension built for the x86-64 baseline only (``CFLAGS=-DDBK_NO_CLONES``):
-  rate 21.2 ms, rateints 44.6 ms.
+  ``preload()``; numba compiles for the host CPU): rate 24.0 ms, rateints 40.2 ms
+  (best on a quiet machine; 24.0-27.5 and 39.5-41.0 in the later alternating runs);
+* after, C extension with its AVX2 clone (what runs on this machine): rate 14.5 ms,
+  rateints 24.0 ms (14.5-16.8 and 24.0-25.7);
+* after, C extension built for the x86-64 baseline only (``CFLAGS=-DDBK_NO_CLONES``,
+  standing for wheels without the AVX2 clone): rate 19.7 ms, rateints 35.1 ms.
 
-That is 0.65x (rate) and 0.70x (rateints) of the former time on this machine. The
-baseline-only build stands for wheels of platforms without the AVX2 clone (macOS,
-Windows, aarch64 have their own baselines; not measured here).
+That is 0.60x of the former time for both tiles on this machine (0.82x and 0.87x for
+the baseline-only build).
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ import numpy as np
 #: Best-of times in milliseconds on the development machine (see the module docstring).
 RESULTS = {
     "numba sort-once, native library (f9b9025)": (24.0, 40.2),
-    "C extension, AVX2 clone": (15.6, 28.0),
-    "C extension, baseline x86-64 (-DDBK_NO_CLONES)": (21.2, 44.6),
+    "C extension, AVX2 clone": (14.5, 24.0),
+    "C extension, baseline x86-64 (-DDBK_NO_CLONES)": (19.7, 35.1),
 }
 
 RATE_SHAPE = (32, 64, 2048)
