@@ -19,6 +19,7 @@ TESTS = ["test_kernels_combine.py", "test_kernels_sorted.py", "test_kernels_clip
 
 
 def main() -> int:
+    """Copy tests/ to a temporary folder and run the kernel tests there; pytest's exit code."""
     project = Path(sys.argv[1])
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(project / "tests", Path(tmp) / "tests")
