@@ -10,11 +10,10 @@ For every configuration the script generates data with ``daskbkg.datasets``, the
 each contender as a separate process (so interpreter start and imports count) and
 reports wall time and the peak RSS of the child process:
 
-* ``daskbkg`` — the real CLI (``daskbkg run ... --no-resume``) with the kernel cache as
-  ``pip install -e .`` leaves it (filled by the build backend's warm-up,
-  ``daskbkg/_build``: the native library where a C compiler exists, and the numba
-  cache); the same with ``DASKBKG_NATIVE=0`` (numba path, warm numba cache); and once
-  with an empty cache (cold: numba compiles the kernels);
+* ``daskbkg`` — the real CLI (``daskbkg run ... --no-resume``) as installed (its C
+  kernels are built with the package: nothing is compiled or cached at run time); the
+  first run of each configuration is reported too ("first run"), next to the best of
+  the following ones;
 * ``floor`` — interpreter start + imports + reading every input tile once with the same
   reader + writing the outputs, with no computation;
 * ``baseline`` — what the reference step does: whole stack loaded, astropy
@@ -98,28 +97,8 @@ def _cat(paths: list[str]) -> None:
                 pass
 
 
-def install_cache(root: Path) -> tuple[Path, float]:
-    """A kernel cache filled exactly as an editable install fills it, and the seconds it took."""
-    import importlib.util
-    import time
-
-    spec = importlib.util.spec_from_file_location(
-        "daskbkg_backend", HERE.parent / "daskbkg" / "_build" / "daskbkg_backend.py")
-    backend = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(backend)
-    cache = root / "numba-install"
-    shutil.rmtree(cache, ignore_errors=True)
-    start = time.perf_counter()
-    if not backend.warm_kernel_cache(env={"NUMBA_CACHE_DIR": str(cache)}):
-        raise RuntimeError("the build backend's cache warm-up failed")
-    return cache, time.perf_counter() - start
-
-
-def measure(cfg: Config, root: Path, repeat: int, installed: Path) -> dict:
-    """Time every contender on one configuration; best wall of ``repeat`` runs.
-
-    ``installed`` is a kernel cache from :func:`install_cache`.
-    """
+def measure(cfg: Config, root: Path, repeat: int) -> dict:
+    """Time every contender on one configuration; best wall of ``repeat`` runs."""
     info = _dataset(cfg, root)
     _cat(info["targets"] + info["backgrounds"])
     out = root / "out" / cfg.name
@@ -135,14 +114,9 @@ def measure(cfg: Config, root: Path, repeat: int, installed: Path) -> dict:
     floor_cmd = [py, str(HERE / "floor.py"), "--output-dir", str(out / "floor"), *floor_args]
     base_cmd = [py, str(HERE / "baseline.py"), "--output-dir", str(out / "baseline"), *floor_args]
     row: dict = {"config": cfg.name}
-    env_installed = {"NUMBA_CACHE_DIR": str(installed)}
     best = lambda cmd, env=None: min((_run(cmd, env) for _ in range(repeat)), key=lambda r: r[0])  # noqa: E731
-    _run(daskbkg_cmd, env_installed)  # first touch of this configuration's files
-    row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd, env_installed)
-    row["numba_s"], _ = best(daskbkg_cmd, {**env_installed, "DASKBKG_NATIVE": "0"})
-    cache = Path(tempfile.mkdtemp(prefix="numba-cold-"))
-    row["cold_s"], _ = _run(daskbkg_cmd, {"NUMBA_CACHE_DIR": str(cache)})
-    shutil.rmtree(cache, ignore_errors=True)
+    row["first_s"], _ = _run(daskbkg_cmd)  # first touch of this configuration's files
+    row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd)
     row["floor_s"], row["floor_mib"] = best(floor_cmd)
     row["baseline_s"], row["baseline_mib"] = _run(base_cmd)
     row["vs_floor"] = row["daskbkg_s"] / row["floor_s"]
@@ -151,13 +125,13 @@ def measure(cfg: Config, root: Path, repeat: int, installed: Path) -> dict:
 
 
 def _table(rows: list[dict]) -> str:
-    head = ("| config | daskbkg s | numba path s | cold s | floor s | ×floor | baseline s "
+    head = ("| config | daskbkg s | first run s | floor s | ×floor | baseline s "
             "| speedup | daskbkg MiB | floor MiB | baseline MiB |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(
-            f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['numba_s']:.2f} | {r['cold_s']:.2f} "
+            f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['first_s']:.2f} "
             f"| {r['floor_s']:.2f} "
             f"| {r['vs_floor']:.2f} | {r['baseline_s']:.2f} | {r['speedup']:.1f}× "
             f"| {r['daskbkg_mib']:.0f} | {r['floor_mib']:.0f} | {r['baseline_mib']:.0f} |")
@@ -178,16 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         configs = [c for c in CONFIGS + QUICK if c.name in args.only]
     args.data.mkdir(parents=True, exist_ok=True)
-    installed, warmup_s = install_cache(args.data)
-    print(f"install-time kernel warm-up: {warmup_s:.1f} s", flush=True)
     rows = []
     for cfg in configs:
-        rows.append(measure(cfg, args.data, args.repeat, installed))
+        rows.append(measure(cfg, args.data, args.repeat))
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     table = _table(rows)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-               f"Python {platform.python_version()}, {datetime.date.today().isoformat()}; "
-               f"install-time kernel warm-up {warmup_s:.1f} s")
+               f"Python {platform.python_version()}, {datetime.date.today().isoformat()}")
     print(f"\n{machine}\n{table}")
     if args.results:
         with open(args.results, "a") as f:

@@ -114,11 +114,9 @@ def _check_backgrounds_given(campaign, args: argparse.Namespace) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .datasets import make_dataset
-    from .kernels import preload
     from .runner import RunSettings, run_association
 
     out = Path(args.output_dir)
-    preload(rateints=True)  # fills the numba cache for both modes after installation
     data = make_dataset(out / "inputs", n_targets=2, n_backgrounds=4, seed=1, overwrite=True)
     settings = RunSettings(output_dir=out / "outputs", save_combined=True)
     outcomes = run_association(data.asn, settings)

@@ -65,6 +65,18 @@ def test_every_yaml_parses(path):
     assert documents and all(isinstance(d, dict) and d for d in documents)
 
 
+#: Anything that would point daskbkg or its workers at a cache of compiled kernels.
+KERNEL_CACHE = re.compile(r"numba|llvmlite|preload|kernel[ -]?cache|native-", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", ["Containerfile", "README.md", "launch_jobqueue.py",
+                                  "slurm/jobqueue.yaml", "pbs/jobqueue.yaml",
+                                  "kubernetes/daskcluster.yaml", "kubernetes/daskbkg-job.yaml"])
+def test_no_kernel_cache_anywhere(name):
+    """The kernels ship compiled in the wheel: no deployment file mentions a kernel cache."""
+    assert not KERNEL_CACHE.search((CLUSTER / name).read_text())
+
+
 # --- jobqueue --------------------------------------------------------------------------
 @pytest.fixture
 def jobqueue():
@@ -282,16 +294,17 @@ def test_containerfile():
     by_kind = {}
     for kind, *rest in instructions:
         by_kind.setdefault(kind, []).append(rest[0] if rest else "")
-    assert by_kind["FROM"] == ["python:3.11-slim"]
+    assert by_kind["FROM"] == ["python:3.11-slim AS build", "python:3.11-slim"]
     assert by_kind["ENTRYPOINT"] == ['["daskbkg"]']
     user = by_kind["USER"][-1].split(":")[0]
     assert user not in ("root", "0")
-    assert any("pip install /src" in run for run in by_kind["RUN"])
-    # the kernels are compiled at build time into a cache the runtime user can write
-    warm = [run for run in by_kind["RUN"] if "preload(rateints=True)" in run]
-    assert len(warm) == 1 and "chown -R daskbkg:daskbkg /opt/daskbkg" in warm[0]
-    assert "NUMBA_CACHE_DIR=/opt/daskbkg/numba-cache" in text
+    # the wheel, C kernels included, is built once (build stage) and installed as is
+    assert sum("pip wheel" in run and "/src" in run for run in by_kind["RUN"]) == 1
+    assert sum("pip install /wheels/daskbkg-" in run for run in by_kind["RUN"]) == 1
+    assert "COPY --from=build /wheels /wheels" in logical
     for copy in by_kind["COPY"]:
+        if copy.startswith("--from="):
+            continue
         *sources, _dest = shlex.split(copy)
         for source in sources:
             assert (ROOT / source).exists(), f"COPY source {source} is not in the repository"

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daskbkg.kernels import clip_lane_bounds, clip_lane_bounds_fast, clip_lane_mask, clip_mask
+from daskbkg.kernels import clip_lane_bounds, clip_lane_bounds_compiled, clip_lane_mask, clip_mask
 from daskbkg.options import UNLIMITED, normalize_maxiters
 
 NAN = float("nan")
 BOUNDS_FUNCS = [
     pytest.param(clip_lane_bounds, id="reference"),
-    pytest.param(clip_lane_bounds_fast, id="fast"),
+    pytest.param(clip_lane_bounds_compiled, id="compiled"),
 ]
 
 # (id, lane, sigma, maxiters values, policy, mask, (lo, hi), exact bounds?)
@@ -92,10 +92,10 @@ def test_c5_c7_keep_vs_reject_differ():
 def test_float32_lane_is_converted_exactly():
     """Float32 lanes of either byte order give the bounds of their float64 copy."""
     lane32 = np.array([0.1, 0.2, 0.4, 7.0], dtype=np.float32)
-    for func in (clip_lane_bounds, clip_lane_bounds_fast):
+    for func in (clip_lane_bounds, clip_lane_bounds_compiled):
         assert func(lane32, 1.0, UNLIMITED) == func(lane32.astype(np.float64), 1.0, UNLIMITED)
     big_endian = lane32.astype(">f4")
-    assert clip_lane_bounds_fast(big_endian, 1.0, 2) == clip_lane_bounds(lane32, 1.0, 2)
+    assert clip_lane_bounds_compiled(big_endian, 1.0, 2) == clip_lane_bounds(lane32, 1.0, 2)
 
 
 def test_final_bounds_reaccept_early_rejects():
@@ -109,7 +109,7 @@ def test_final_bounds_reaccept_early_rejects():
 
 def test_empty_lane():
     """An empty lane has NaN bounds and an empty mask."""
-    for func in (clip_lane_bounds, clip_lane_bounds_fast):
+    for func in (clip_lane_bounds, clip_lane_bounds_compiled):
         lo, hi = func(np.array([], dtype=np.float32), 3.0, UNLIMITED)
         assert math.isnan(lo) and math.isnan(hi)
     assert clip_lane_mask(np.array([]), 3.0, UNLIMITED).shape == (0,)
@@ -129,7 +129,7 @@ def test_clip_mask_axis_and_shape():
             assert np.array_equal(mask0[:, y, x], clip_lane_mask(stack[:, y, x], 3.0, UNLIMITED))
 
 
-@pytest.mark.parametrize("func", [clip_lane_bounds, clip_lane_bounds_fast])
+@pytest.mark.parametrize("func", [clip_lane_bounds, clip_lane_bounds_compiled])
 def test_argument_validation(func):
     """Invalid pass limits, policies, shapes and sigma are refused."""
     lane = np.array([1.0, 2.0])
@@ -190,18 +190,18 @@ def _astropy_clip(stack, sigma, maxiters):
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lane=lanes(float64_extremes=True), sigma=SIGMAS, maxiters=MAXITERS,
-       policy=st.sampled_from(["keep", "reject"]))
-def test_fast_bounds_equal_reference(lane, sigma, maxiters, policy):
-    """The compiled bounds equal the reference bounds bit for bit."""
+       policy=st.sampled_from(["keep", "reject"]), scale=st.sampled_from(["std", "mad_std"]))
+def test_compiled_bounds_equal_reference(lane, sigma, maxiters, policy, scale):
+    """The compiled literal clip's bounds equal the reference bounds bit for bit."""
     pass_limit = normalize_maxiters(maxiters)
-    ref = clip_lane_bounds(lane, sigma, pass_limit, policy)
-    fast = clip_lane_bounds_fast(lane, sigma, pass_limit, policy)
-    assert np.array_equal(np.array(ref).view(np.uint64), np.array(fast).view(np.uint64))
+    ref = clip_lane_bounds(lane, sigma, pass_limit, policy, scale)
+    got = clip_lane_bounds_compiled(lane, sigma, pass_limit, policy, scale)
+    assert np.array_equal(np.array(ref).view(np.uint64), np.array(got).view(np.uint64))
     with np.errstate(over="ignore"):
         f32 = lane.astype(np.float32)
     assert np.array_equal(
-        np.array(clip_lane_bounds(f32, sigma, pass_limit, policy)).view(np.uint64),
-        np.array(clip_lane_bounds_fast(f32, sigma, pass_limit, policy)).view(np.uint64),
+        np.array(clip_lane_bounds(f32, sigma, pass_limit, policy, scale)).view(np.uint64),
+        np.array(clip_lane_bounds_compiled(f32, sigma, pass_limit, policy, scale)).view(np.uint64),
     )
 
 

@@ -12,18 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import daskbkg.kernels as K
-from daskbkg.kernels import combine_tile_fast, combine_tile_reference, combine_tile_sorted
+from daskbkg.kernels import BLOCK, combine_tile, combine_tile_literal, combine_tile_reference
 from daskbkg.options import normalize_maxiters
 
 F32 = np.float32
 KERNELS = [
     pytest.param(combine_tile_reference, id="reference"),
-    pytest.param(combine_tile_fast, id="fast"),
-    pytest.param(combine_tile_sorted, id="sorted"),
+    pytest.param(combine_tile_literal, id="literal"),
+    pytest.param(combine_tile, id="compiled"),
 ]
 COMPILED = [
-    pytest.param(combine_tile_fast, id="fast"),
-    pytest.param(combine_tile_sorted, id="sorted"),
+    pytest.param(combine_tile_literal, id="literal"),
+    pytest.param(combine_tile, id="compiled"),
 ]
 
 
@@ -288,9 +288,16 @@ def test_argument_validation(kernel):
         run(kernel, sci, err, dq.astype(np.float32))
 
 
-def test_default_kernel_is_sorted():
-    """combine_tile is the sort-once numba kernel when numba is installed."""
-    assert K.HAVE_NUMBA and K.combine_tile is combine_tile_sorted
+def test_default_kernel_is_the_extension():
+    """combine_tile is the C extension's kernel, loaded from the package itself."""
+    from pathlib import Path
+
+    from daskbkg.kernels import _ckernels, compiled
+
+    assert K.combine_tile is compiled.combine_tile
+    path = Path(_ckernels.__file__)
+    assert path.parent == Path(K.__file__).parent and path.suffix in (".so", ".pyd")
+    assert K.BLOCK == _ckernels.BLOCK == 256
 
 
 # ----------------------------------------------------------------------------- properties
@@ -309,11 +316,18 @@ ERR_SPECIAL = np.array([0.0, np.nan, np.inf, 1e-30, 3e20, 0.1], np.float32)
 
 
 @st.composite
-def tiles(draw, rateints, min_pixels=1):
-    """Random background tiles: clustered values, ties, constant lanes, NaN/inf, outliers."""
-    n = draw(st.integers(1, 12))
-    ty = draw(st.integers(1, 3))
-    tx = draw(st.integers(-(-min_pixels // ty), 3))  # at least min_pixels pixels
+def tiles(draw, rateints, min_pixels=1, max_n=12, widths=None):
+    """Random background tiles: clustered values, ties, constant lanes, NaN/inf, outliers.
+
+    ``widths``: a strategy for the number of pixels of a one-row tile (default: small
+    tiles of 1 to 3 rows and columns).
+    """
+    n = draw(st.integers(1, max_n))
+    if widths is None:
+        ty = draw(st.integers(1, 3))
+        tx = draw(st.integers(-(-min_pixels // ty), 3))  # at least min_pixels pixels
+    else:
+        ty, tx = 1, draw(widths)
     shape = (n, draw(st.integers(1, 5)), ty, tx) if rateints else (n, ty, tx)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     centre = draw(st.sampled_from([0.0, 10.0]))
@@ -350,6 +364,7 @@ def assert_bitwise_equal(got, expected):
 OPTIONS = dict(
     sigma=SIGMAS, maxiters=MAXITERS, all_rejected=st.sampled_from(["keep", "reject"]),
     empty_lane=st.sampled_from(["zero", "nan"]), no_valid=st.sampled_from(["zero", "nan"]),
+    scale=st.sampled_from(["std", "mad_std"]),
 )
 
 
@@ -357,14 +372,33 @@ OPTIONS = dict(
 @pytest.mark.parametrize("rateints", [False, True], ids=["rate", "rateints"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), **OPTIONS)
-def test_fast_equals_reference(kernel, rateints, data, sigma, maxiters, all_rejected, empty_lane,
-                               no_valid):
-    """Each compiled kernel equals the reference bit for bit for every option."""
+def test_compiled_equals_reference(kernel, rateints, data, sigma, maxiters, all_rejected,
+                                   empty_lane, no_valid, scale):
+    """Each compiled path equals the reference bit for bit for every option and scale."""
     sci, err, dq, overlaps = data.draw(tiles(rateints))
     args = (sci, err, dq, overlaps, sigma, normalize_maxiters(maxiters))
     kw = dict(rateints=rateints, all_rejected=all_rejected, empty_lane=empty_lane,
-              no_valid=no_valid)
+              no_valid=no_valid, scale=scale)
     assert_bitwise_equal(kernel(*args, **kw), combine_tile_reference(*args, **kw))
+
+
+#: Tile widths around the compiled kernel's block of lanes (whole blocks and tails).
+WIDTHS = st.sampled_from([BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK, 2 * BLOCK + 37])
+
+
+@pytest.mark.parametrize("rateints", [False, True], ids=["rate", "rateints"])
+@settings(max_examples=max(EXAMPLES // 20, 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), **OPTIONS)
+def test_wide_deep_tiles_equal_reference(rateints, data, sigma, maxiters, all_rejected,
+                                         empty_lane, no_valid, scale):
+    """Stacks of up to 100 backgrounds over whole and partial blocks: the same bits."""
+    sci, err, dq, overlaps = data.draw(tiles(rateints, max_n=40 if rateints else 100,
+                                             widths=WIDTHS))
+    args = (sci, err, dq, overlaps, sigma, normalize_maxiters(maxiters))
+    kw = dict(rateints=rateints, all_rejected=all_rejected, empty_lane=empty_lane,
+              no_valid=no_valid, scale=scale)
+    assert_bitwise_equal(combine_tile(*args, **kw), combine_tile_reference(*args, **kw))
 
 
 def _astropy_mask(stack, sigma, maxiters):
@@ -412,7 +446,7 @@ def test_matches_numpy_astropy8_pipeline(rateints, data, sigma, maxiters):
     """
     sci, err, dq, overlaps = data.draw(tiles(rateints, min_pixels=2))
     expected = numpy_astropy_oracle(sci, err, overlaps, sigma, maxiters, rateints)
-    for kernel in (combine_tile_reference, combine_tile_fast, combine_tile_sorted):
+    for kernel in (combine_tile_reference, combine_tile_literal, combine_tile):
         pass_limit = normalize_maxiters(maxiters)
         sci_bk, err_bk, _, n_good = kernel(sci, err, dq, overlaps, sigma, pass_limit,
                                            rateints=rateints, all_rejected="reject")
@@ -435,8 +469,8 @@ def _random_tile(seed, shape):
 
 @pytest.mark.parametrize("kernel", COMPILED)
 @pytest.mark.parametrize("rateints", [False, True], ids=["rate", "rateints"])
-def test_fast_kernel_thread_safe(kernel, rateints):
-    """The fast kernel on 8 threads gives the serial results."""
+def test_compiled_kernel_thread_safe(kernel, rateints):
+    """The compiled kernel on 8 threads gives the serial results (and the reference's)."""
     shape = (9, 3, 48, 40) if rateints else (9, 64, 48)
     tiles_in = [_random_tile(seed, shape) for seed in range(16)]
 
@@ -448,6 +482,8 @@ def test_fast_kernel_thread_safe(kernel, rateints):
         threaded = list(pool.map(work, tiles_in))
     for got, expected in zip(threaded, serial):
         assert_bitwise_equal(got, expected)
+    assert_bitwise_equal(serial[0], combine_tile_reference(*tiles_in[0], 2.5, -1,
+                                                           rateints=rateints))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -1,4 +1,9 @@
-"""The sort-once kernel: its sorting network, its exactness guard and its fallback."""
+"""The sort-once path of the compiled kernel: its exactness guard and its literal fallback.
+
+:func:`daskbkg.kernels.compiled.literal_pixel_count` tells how many pixels of a tile the
+extension recomputed with the literal (Wirth) algorithm because the sort-once path could
+not decide them with certainty; every test also checks the bits against the reference.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daskbkg.kernels import combine_tile_reference, combine_tile_sorted
-from daskbkg.kernels.workspace import network
+from daskbkg.kernels import combine_tile, combine_tile_reference
+from daskbkg.kernels.compiled import literal_pixel_count
 from daskbkg.options import normalize_maxiters
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 32, 33, 64])
-def test_network_sorts(n):
-    """Applying the comparators sorts random lanes (including +inf padding)."""
-    npad, pairs = network(n)
-    assert npad >= n and npad & (npad - 1) == 0
-    rng = np.random.default_rng(n)
-    for _ in range(50):
-        lane = np.full(npad, np.inf)
-        lane[:n] = rng.normal(size=n)
-        lane[rng.random(npad) < 0.1] = np.inf
-        for i, j in pairs:
-            if lane[j] < lane[i]:
-                lane[i], lane[j] = lane[j], lane[i]
-        assert np.all(np.diff(lane[np.isfinite(lane)]) >= 0)
-        assert np.all(np.isinf(lane[np.isfinite(lane).sum():]))
 
 
 def _bitwise(a, b):
@@ -38,7 +26,16 @@ def _bitwise(a, b):
             assert np.array_equal(x, y)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _check(args, expected_literal=None, **kw):
+    """Compare with the reference; return how many pixels went the literal way."""
+    _bitwise(combine_tile(*args, **kw), combine_tile_reference(*args, **kw))
+    count = literal_pixel_count(*args, **kw)
+    if expected_literal is not None:
+        assert count == expected_literal
+    return count
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 40),
     sigma=st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 3.0]),
@@ -58,12 +55,11 @@ def test_ties_and_bound_hits_match_reference(n, sigma, maxiters, seed, rateints)
     overlaps = rng.random(n) < 0.9
     args = (sci, err, dq, overlaps, sigma, normalize_maxiters(maxiters))
     for policy in ("keep", "reject"):
-        kw = dict(rateints=rateints, all_rejected=policy)
-        _bitwise(combine_tile_sorted(*args, **kw), combine_tile_reference(*args, **kw))
+        _check(args, rateints=rateints, all_rejected=policy)
 
 
 def test_large_stack_with_outliers_matches_reference():
-    """A realistic N=40 stack with sources and NaNs: identical bits."""
+    """A realistic N=40 stack with sources and NaNs: identical bits, no literal pixel."""
     rng = np.random.default_rng(7)
     shape = (40, 9, 130)
     sci = rng.normal(1.0, 0.01, shape).astype(np.float32)
@@ -72,9 +68,8 @@ def test_large_stack_with_outliers_matches_reference():
     sci[:, 0, 0] = 5.0  # a constant lane
     err = np.abs(rng.normal(0.01, 0.001, shape)).astype(np.float32)
     dq = rng.integers(0, 2**32, shape, dtype=np.uint64).astype(np.uint32)
-    overlaps = np.ones(40, bool)
-    args = (sci, err, dq, overlaps, 3.0, normalize_maxiters(None))
-    _bitwise(combine_tile_sorted(*args, rateints=False), combine_tile_reference(*args, rateints=False))
+    args = (sci, err, dq, np.ones(40, bool), 3.0, normalize_maxiters(None))
+    _check(args, 0, rateints=False)
 
 
 def _tie_stack(rateints, seed=3):
@@ -89,77 +84,56 @@ def _tie_stack(rateints, seed=3):
 
 
 @pytest.mark.parametrize("rateints", [False, True])
-@pytest.mark.parametrize("limit", [0, 10**9], ids=["compiled-fallback", "numpy-fallback"])
-def test_uncertain_pixels_recomputed_by_either_literal_kernel(monkeypatch, rateints, limit):
-    """Uncertain pixels are flagged and recomputed; both recompute routes give the bits."""
-    from daskbkg.kernels import sort_once as blocked
-
-    calls = []
-    for name in ("combine_tile_reference", "combine_tile_fast"):
-        original = getattr(blocked, name)
-
-        def spy(sci, *args, _original=original, _name=name, **kwargs):
-            calls.append((_name, sci.shape[-1]))
-            return _original(sci, *args, **kwargs)
-
-        monkeypatch.setattr(blocked, name, spy)
-    monkeypatch.setattr(blocked, "REFERENCE_RECOMPUTE_LIMIT", limit)
+def test_uncertain_pixels_recomputed_literally(rateints):
+    """Pixels too close to call are recomputed (some, not all), with the reference's bits."""
     sci, err, dq, overlaps = _tie_stack(rateints)
-    args = (sci, err, dq, overlaps, 1.0, normalize_maxiters(None))
-    got = combine_tile_sorted(*args, rateints=rateints)
-    expected_route = "combine_tile_fast" if limit == 0 else "combine_tile_reference"
-    assert [name for name, _ in calls] == [expected_route]
-    n_pixels = sci.shape[-1] * sci.shape[-2]
-    assert 0 < calls[0][1] < n_pixels  # only some pixels, not the whole tile
-    _bitwise(got, combine_tile_reference(*args, rateints=rateints))
+    count = _check((sci, err, dq, overlaps, 1.0, -1), rateints=rateints)
+    assert 0 < count < sci.shape[-1] * sci.shape[-2]
 
 
 @pytest.mark.parametrize("rateints", [False, True])
-def test_smooth_data_needs_no_recompute(monkeypatch, rateints):
-    """Continuous data decide every sample with certainty: no literal kernel runs."""
-    from daskbkg.kernels import sort_once as blocked
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a literal kernel was called")
-
-    monkeypatch.setattr(blocked, "combine_tile_reference", forbidden)
-    monkeypatch.setattr(blocked, "combine_tile_fast", forbidden)
+def test_smooth_data_needs_no_recompute(rateints):
+    """Continuous data decide every sample with certainty: no literal pixel."""
     rng = np.random.default_rng(11)
     shape = (12, 5, 6, 70) if rateints else (12, 6, 70)
     sci = rng.normal(3.0, 0.2, shape).astype(np.float32)
     sci[rng.random(shape) < 0.03] += 40.0
     err = np.abs(rng.normal(0.2, 0.01, shape)).astype(np.float32)
     dq = np.zeros(shape, np.uint32)
-    got = combine_tile_sorted(sci, err, dq, np.ones(12, bool), 3.0, -1, rateints=rateints)
-    monkeypatch.undo()
-    _bitwise(got, combine_tile_reference(sci, err, dq, np.ones(12, bool), 3.0, -1,
-                                         rateints=rateints))
+    _check((sci, err, dq, np.ones(12, bool), 3.0, -1), 0, rateints=rateints)
 
 
 @pytest.mark.parametrize("value", [0.0, 0.1, 3.7e5])
-def test_constant_window_after_a_pass_is_exact_without_recompute(monkeypatch, value):
+def test_constant_window_after_a_pass_is_exact_without_recompute(value):
     """Zero-filled or flat lanes with one outlier need no literal recompute.
 
     The surviving window is constant, its bounds equal its value exactly and every
     survivor sits on them. The kernel knows the bounds are exact (sums of identical
     values).
     """
-    from daskbkg.kernels import sort_once as blocked
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a literal kernel was called")
-
     n = 23
     sci = np.full((n, 3, 64), value, np.float32)
     sci[5] += 1000.0  # one outlier per lane
     sci[:, 1, :] += np.linspace(0, 1, 64, dtype=np.float32)  # other rows: constant too
-    err = np.ones_like(sci)
-    dq = np.zeros(sci.shape, np.uint32)
-    args = (sci, err, dq, np.ones(n, bool), 3.0, -1)
-    monkeypatch.setattr(blocked, "combine_tile_reference", forbidden)
-    monkeypatch.setattr(blocked, "combine_tile_fast", forbidden)
-    got = combine_tile_sorted(*args, rateints=False)
-    monkeypatch.undo()
-    expected = combine_tile_reference(*args, rateints=False)
-    _bitwise(got, expected)
-    assert np.all(expected[3] == n - 1)  # the outlier rejected, every other sample kept
+    args = (sci, np.ones_like(sci), np.zeros(sci.shape, np.uint32), np.ones(n, bool), 3.0, -1)
+    _check(args, 0, rateints=False)
+    assert np.all(combine_tile(*args, rateints=False)[3] == n - 1)  # the outlier rejected
+
+
+@pytest.mark.parametrize("sigma, scale", [(3.0, "mad_std"), (-1.0, "std"), (np.inf, "std")])
+@pytest.mark.parametrize("rateints", [False, True])
+def test_outside_the_sort_once_domain_everything_is_literal(sigma, scale, rateints):
+    """MAD scale, negative or infinite sigma: every pixel by the literal algorithm."""
+    sci, err, dq, overlaps = _tie_stack(rateints, seed=5)
+    sci[0, ..., :3] = 7.0  # and some constant lanes
+    sci[:, ..., :3] = 7.0
+    n_pix = sci.shape[-1] * sci.shape[-2]
+    _check((sci, err, dq, overlaps, sigma, -1), n_pix, rateints=rateints, scale=scale)
+
+
+def test_empty_tile_and_empty_stack():
+    """No pixel, and N = 0 backgrounds: valid calls with the reference's results."""
+    for shape in ((3, 0, 5), (0, 4, 5)):
+        sci = np.zeros(shape, np.float32)
+        args = (sci, sci, np.zeros(shape, np.uint32), np.ones(shape[0], bool), 3.0, -1)
+        _check(args, 0, rateints=False, no_valid="nan")

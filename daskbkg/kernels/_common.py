@@ -1,4 +1,4 @@
-"""Argument checking and input normalisation shared by the reference and fast kernels.
+"""Argument checking and input normalisation shared by the reference and compiled kernels.
 
 Both kernels go through the same helpers, so they see identical (native byte order,
 C-contiguous, fixed dtype) arrays and identical option codes.

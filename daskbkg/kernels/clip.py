@@ -2,7 +2,7 @@
 
 This module is the executable form of ``imaging.md`` §5-§7. It is written for clarity,
 not speed (it loops over pixels in Python), and serves as the oracle against which the
-numba kernels in :mod:`daskbkg.kernels.fast` are tested bit for bit.
+compiled kernels (:mod:`daskbkg.kernels.compiled`) are tested bit for bit.
 
 All clipping arithmetic is IEEE float64 on Python floats; float32 steps use NumPy
 float32 scalars so that every intermediate is rounded exactly where the spec says.
