@@ -19,7 +19,13 @@ reports wall time and the peak RSS of the child process:
 * ``baseline`` — what the reference step does: whole stack loaded, astropy
   ``sigma_clip(axis=0)``, masked mean, quadrature error sum, subtraction, FITS output.
 
-Ratios (daskbkg / floor, baseline / daskbkg) are measured in the same run.
+* ``previous`` (with ``--previous PYTHON``) — the same CLI command run by another
+  installation's interpreter, e.g. a virtual environment holding an earlier commit of
+  daskbkg (``git worktree add``), so that a change is measured against the code it
+  replaces in the same run; ``--previous-env KEY=VALUE`` sets its environment.
+
+Ratios (daskbkg / floor, baseline / daskbkg, daskbkg / previous) are measured in the same
+run.
 """
 
 from __future__ import annotations
@@ -97,8 +103,11 @@ def _cat(paths: list[str]) -> None:
                 pass
 
 
-def measure(cfg: Config, root: Path, repeat: int) -> dict:
-    """Time every contender on one configuration; best wall of ``repeat`` runs."""
+def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | None = None) -> dict:
+    """Time every contender on one configuration; best wall of ``repeat`` runs.
+
+    ``previous`` is ``(python, environment)`` of an earlier installation to compare with.
+    """
     info = _dataset(cfg, root)
     _cat(info["targets"] + info["backgrounds"])
     out = root / "out" / cfg.name
@@ -119,22 +128,31 @@ def measure(cfg: Config, root: Path, repeat: int) -> dict:
     row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd)
     row["floor_s"], row["floor_mib"] = best(floor_cmd)
     row["baseline_s"], row["baseline_mib"] = _run(base_cmd)
+    if previous is not None:
+        prev_cmd = [previous[0], *daskbkg_cmd[1:]]
+        _run(prev_cmd, previous[1])
+        row["previous_s"], row["previous_mib"] = best(prev_cmd, previous[1])
     row["vs_floor"] = row["daskbkg_s"] / row["floor_s"]
     row["speedup"] = row["baseline_s"] / row["daskbkg_s"]
     return row
 
 
 def _table(rows: list[dict]) -> str:
+    prev = any("previous_s" in r for r in rows)
     head = ("| config | daskbkg s | first run s | floor s | ×floor | baseline s "
-            "| speedup | daskbkg MiB | floor MiB | baseline MiB |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
+            "| speedup | daskbkg MiB | floor MiB | baseline MiB |")
+    if prev:
+        head += " previous s | ×previous | previous MiB |"
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
-        lines.append(
-            f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['first_s']:.2f} "
-            f"| {r['floor_s']:.2f} "
-            f"| {r['vs_floor']:.2f} | {r['baseline_s']:.2f} | {r['speedup']:.1f}× "
-            f"| {r['daskbkg_mib']:.0f} | {r['floor_mib']:.0f} | {r['baseline_mib']:.0f} |")
+        line = (f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['first_s']:.2f} "
+                f"| {r['floor_s']:.2f} "
+                f"| {r['vs_floor']:.2f} | {r['baseline_s']:.2f} | {r['speedup']:.1f}× "
+                f"| {r['daskbkg_mib']:.0f} | {r['floor_mib']:.0f} | {r['baseline_mib']:.0f} |")
+        if prev:
+            line += (f" {r['previous_s']:.2f} | {r['daskbkg_s'] / r['previous_s']:.2f} "
+                     f"| {r['previous_mib']:.0f} |")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -145,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs per contender (best kept)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "daskbkg-bench",
                         help="folder for generated data (reused between runs)")
+    parser.add_argument("--previous", default=None, metavar="PYTHON",
+                        help="interpreter of an earlier installation to compare with")
+    parser.add_argument("--previous-env", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="environment of the --previous runs")
     parser.add_argument("--results", type=Path, default=None,
                         help="append the table to this Markdown file")
     args = parser.parse_args(argv)
@@ -154,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     args.data.mkdir(parents=True, exist_ok=True)
     rows = []
     for cfg in configs:
-        rows.append(measure(cfg, args.data, args.repeat))
+        previous = None
+        if args.previous:
+            previous = (args.previous, dict(kv.split("=", 1) for kv in args.previous_env))
+        rows.append(measure(cfg, args.data, args.repeat, previous))
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     table = _table(rows)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
