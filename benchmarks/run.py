@@ -19,6 +19,10 @@ reports wall time and the peak RSS of the child process:
 * ``baseline`` — what the reference step does: whole stack loaded, astropy
   ``sigma_clip(axis=0)``, masked mean, quadrature error sum, subtraction, FITS output.
 
+* ``jwst`` (with ``--jwst PYTHON``) — the reference pipeline's ``BackgroundStep``
+  (``benchmarks/jwst_step.py``) run by the interpreter of its own virtual environment
+  (``--make-jwst-venv DIR`` creates one with jwst 3.0.0), offline, on the same inputs;
+  one call of the step per target;
 * ``previous`` (with ``--previous PYTHON``) — the same CLI command run by another
   installation's interpreter, e.g. a virtual environment holding an earlier commit of
   daskbkg (``git worktree add``), so that a change is measured against the code it
@@ -103,10 +107,12 @@ def _cat(paths: list[str]) -> None:
                 pass
 
 
-def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | None = None) -> dict:
+def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | None = None,
+            jwst: str | None = None) -> dict:
     """Time every contender on one configuration; best wall of ``repeat`` runs.
 
-    ``previous`` is ``(python, environment)`` of an earlier installation to compare with.
+    ``previous`` is ``(python, environment)`` of an earlier installation to compare with;
+    ``jwst`` the interpreter of a virtual environment holding the jwst package.
     """
     info = _dataset(cfg, root)
     _cat(info["targets"] + info["backgrounds"])
@@ -128,6 +134,10 @@ def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | N
     row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd)
     row["floor_s"], row["floor_mib"] = best(floor_cmd)
     row["baseline_s"], row["baseline_mib"] = _run(base_cmd)
+    if jwst is not None:
+        jwst_cmd = [jwst, str(HERE / "jwst_step.py"), "--output-dir", str(out / "jwst"),
+                    "--bkg", *info["backgrounds"], "--", *info["targets"]]
+        row["jwst_s"], row["jwst_mib"] = _run(jwst_cmd)
     if previous is not None:
         prev_cmd = [previous[0], *daskbkg_cmd[1:]]
         _run(prev_cmd, previous[1])
@@ -137,12 +147,24 @@ def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | N
     return row
 
 
+def _jwst_venv(folder: Path) -> Path:
+    """A virtual environment with jwst 3.0.0 (created once); its interpreter."""
+    python = folder / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "jwst==3.0.0"], check=True)
+    return python
+
+
 def _table(rows: list[dict]) -> str:
     prev = any("previous_s" in r for r in rows)
     head = ("| config | daskbkg s | first run s | floor s | ×floor | baseline s "
             "| speedup | daskbkg MiB | floor MiB | baseline MiB |")
     if prev:
         head += " previous s | ×previous | previous MiB |"
+    jw = any("jwst_s" in r for r in rows)
+    if jw:
+        head += " jwst 3.0.0 s | vs jwst | jwst MiB |"
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         line = (f"| {r['config']} | {r['daskbkg_s']:.2f} | {r['first_s']:.2f} "
@@ -152,6 +174,9 @@ def _table(rows: list[dict]) -> str:
         if prev:
             line += (f" {r['previous_s']:.2f} | {r['daskbkg_s'] / r['previous_s']:.2f} "
                      f"| {r['previous_mib']:.0f} |")
+        if jw:
+            line += (f" {r['jwst_s']:.2f} | {r['jwst_s'] / r['daskbkg_s']:.1f}× "
+                     f"| {r['jwst_mib']:.0f} |")
         lines.append(line)
     return "\n".join(lines)
 
@@ -167,9 +192,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="interpreter of an earlier installation to compare with")
     parser.add_argument("--previous-env", nargs="*", default=[], metavar="KEY=VALUE",
                         help="environment of the --previous runs")
+    parser.add_argument("--jwst", default=None, metavar="PYTHON",
+                        help="interpreter of a virtual environment with jwst (reference column)")
+    parser.add_argument("--make-jwst-venv", type=Path, default=None, metavar="DIR",
+                        help="create DIR as a virtual environment with jwst 3.0.0 and use it")
     parser.add_argument("--results", type=Path, default=None,
                         help="append the table to this Markdown file")
     args = parser.parse_args(argv)
+    if args.make_jwst_venv is not None:
+        args.jwst = str(_jwst_venv(args.make_jwst_venv))
     configs = QUICK if args.quick else CONFIGS
     if args.only:
         configs = [c for c in CONFIGS + QUICK if c.name in args.only]
@@ -179,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
         if args.previous:
             previous = (args.previous, dict(kv.split("=", 1) for kv in args.previous_env))
-        rows.append(measure(cfg, args.data, args.repeat, previous))
+        rows.append(measure(cfg, args.data, args.repeat, previous, args.jwst))
         print(_table(rows[-1:]).splitlines()[-1], flush=True)
     table = _table(rows)
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -47,6 +48,7 @@ class Stopped(Exception):
 _CACHE_SIZE = 1024
 _cache: "OrderedDict[tuple, Any]" = OrderedDict()
 _cache_lock = threading.Lock()
+_opening: dict[tuple, threading.Lock] = {}  # files being read right now
 
 
 def open_exposure(path: Any):
@@ -65,11 +67,21 @@ def open_exposure(path: Any):
         if hit is not None:
             _cache.move_to_end(key)
             return hit
-    exposure = read_exposure(path)
-    with _cache_lock:
-        _cache[key] = exposure
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        opening = _opening.setdefault(key, threading.Lock())
+    with opening:  # one thread reads a file's headers; the others wait for its result
+        with _cache_lock:
+            hit = _cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            exposure = read_exposure(path)
+        finally:
+            with _cache_lock:
+                _opening.pop(key, None)
+        with _cache_lock:
+            _cache[key] = exposure
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
     return exposure
 
 
@@ -155,6 +167,17 @@ def inner_scheduler(inner: str):
     yield local_scheduler(inner)
 
 
+def _current_worker():
+    """The dask worker running this job, or None (never imports distributed itself)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.get_worker()
+    except ValueError:
+        return None
+
+
 def _tile_budget(settings: RunSettings, inner: str) -> dict:
     """Tile planning for this job: one tile at a time (sync) or all threads (threads).
 
@@ -162,12 +185,7 @@ def _tile_budget(settings: RunSettings, inner: str) -> dict:
     """
     threads = 1 if inner == "sync" else None  # else: the tiles of every thread
     limit = settings.memory_limit
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except (ImportError, ValueError):
-        worker = None
+    worker = _current_worker()
     mem = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
     if mem:
         cap = int(mem) // (4 * max(worker.state.nthreads, 1))
