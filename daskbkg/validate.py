@@ -182,17 +182,8 @@ def _open(item: Any) -> tuple[Exposure | None, Finding | None]:
 
 
 def _file_findings(exp: Exposure) -> list[Finding]:
-    """Problems of one exposure on its own (scan_fits already refused truncated files)."""
-    found, path, layout = [], exp.path, exp.layout
-    for name in ("SCI", "ERR"):
-        hdu = layout.find(name)
-        bitpix = int(hdu.keywords.get("ZBITPIX" if hdu.compressed else "BITPIX", 0))
-        if bitpix > 0:
-            found.append(_error(path, f"{name} holds integers (BITPIX {bitpix}); it must be "
-                                      "floating point (BITPIX -32)", DataTypeError))
-    if exp.dq.dtype.kind not in "iu":
-        found.append(_error(path, f"DQ holds {exp.dq.dtype} values; it must hold integers "
-                                  "(BITPIX 32 with BZERO 2147483648)", DataTypeError))
+    """Problems of one exposure on its own (read_exposure already refused bad storage)."""
+    found, path = [], exp.path
     meta = exp.meta
     keys = {"SUBSTRT1": meta.substrt1, "SUBSTRT2": meta.substrt2,
             "SUBSIZE1": meta.subsize1, "SUBSIZE2": meta.subsize2}

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingExtensionError
+import numpy as np
+
+from ..errors import DataTypeError, MissingExtensionError
 from .fitsarray import FitsArray
 from .layout import FitsLayout, scan_fits
 
@@ -84,7 +86,8 @@ class Exposure:
     meta : ExposureMeta
         Keywords used by the algorithm.
     sci, err, dq : FitsArray
-        Lazy readers of the three image extensions (native float32/float32/uint32).
+        Lazy readers of the three image extensions, decoded and cast to float32, float32
+        and uint32 as the reference's data models do (whatever the file's storage).
     """
 
     layout: FitsLayout
@@ -119,6 +122,33 @@ class Exposure:
         return (self.layout.path, self.layout.size, self.layout.mtime_ns)
 
 
+#: dtypes of the arrays as the reference's data models hold them.
+WORKING_DTYPES = {"SCI": "float32", "ERR": "float32", "DQ": "uint32"}
+
+
+def check_storage(path: str, hdu: Any, dtype: str) -> None:
+    """Refuse an image HDU whose stored numbers cannot become ``dtype`` exactly as in the reference.
+
+    Floating-point arrays accept every FITS storage. An integer array (DQ) needs values
+    that astropy decodes to integers: floating-point or scaled storage gives floats
+    (NaN for BLANK) whose cast to an integer type is not defined.
+
+    Raises
+    ------
+    DataTypeError
+        One line naming the file, the extension and the reason.
+    """
+    enc = hdu.encoding
+    where = f"{path}: {hdu.name} extension (HDU {hdu.index})"
+    if not enc.supported:
+        raise DataTypeError(f"{where}: BITPIX {enc.bitpix} is not a FITS data type")
+    if np.dtype(dtype).kind in "iu" and enc.value_dtype.kind not in "iu":
+        raise DataTypeError(
+            f"{where}: stored as {enc.describe()}, which astropy decodes to "
+            f"{enc.value_dtype} values; {hdu.name} must hold integers (the cast to {dtype} "
+            "is not defined for NaN or fractions), e.g. BITPIX 32 with BZERO 2147483648")
+
+
 def read_exposure(path: str | os.PathLike) -> Exposure:
     """Open an exposure: parse its headers and build lazy SCI/ERR/DQ readers.
 
@@ -139,6 +169,8 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
         The file is missing or not FITS.
     MissingExtensionError
         SCI, ERR or DQ is absent (or not an image).
+    DataTypeError
+        DQ is stored as floating-point or scaled values, or BITPIX is invalid.
     GeometryError
         The arrays are not 2-D/3-D or their shapes differ.
     """
@@ -146,9 +178,12 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
 
     layout: FitsLayout = scan_fits(path)
     arrays: dict[str, FitsArray] = {}
-    for name in ("SCI", "ERR", "DQ"):
+    for name, dtype in WORKING_DTYPES.items():
+        hdu = layout.find(name)
+        if hdu is not None and hdu.is_image and hdu.shape:
+            check_storage(layout.path, hdu, dtype)
         try:
-            arrays[name] = layout.array(name)
+            arrays[name] = layout.array(name, dtype=dtype)
         except KeyError:
             raise MissingExtensionError(
                 f"{layout.path}: missing {name} image extension"

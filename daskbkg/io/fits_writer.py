@@ -5,7 +5,7 @@ variable ``DASKBKG_FSYNC=1`` to also flush each file to stable storage before th
 (protection against a machine crash, at the cost of waiting for the disk).
 
 The file is laid out first (headers written, data areas reserved), then every lazy array
-is stored tile by tile with positional writes (``os.pwrite``), so no array is ever held
+is stored tile by tile with positional writes (:func:`~daskbkg.io.positional.write_at`), so no array is ever held
 whole in memory and tiles may be written in any order, from threads or processes. The
 file is written under a temporary name in the destination folder and renamed into place
 only when complete; on any failure the temporary file is removed.
@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .positional import write_at
 from .source import open_input
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
@@ -121,17 +122,14 @@ class RegionWriter:
         while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
             split -= 1
         lead = encoded.shape[:split]
-        fd = os.open(self.path, os.O_WRONLY)
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         try:
             for index in np.ndindex(*lead) if lead else [()]:
                 offset = self.data_offset + slices[split].start * strides[split]
                 for axis, i in enumerate(index):
                     offset += (slices[axis].start + i) * strides[axis]
                 chunk = np.ascontiguousarray(encoded[index]).view(np.uint8).reshape(-1)
-                view = memoryview(chunk)
-                done = 0
-                while done < len(view):
-                    done += os.pwrite(fd, view[done:], offset + done)
+                write_at(fd, chunk, offset)
         except OSError as exc:
             full = disk_full_error(exc, self.final_path or self.path)
             if full is None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputFileNotFoundError, NotFitsError
+from .encoding import Encoding
 from .fitsarray import FitsArray
 from .headerscan import walk_hdus
 
 __all__ = ["HduInfo", "FitsLayout", "scan_fits"]
 
-_BITPIX_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ class HduInfo:
         """Byte offset just past the padded data of this HDU."""
         return self.data_offset + self.data_span
 
+    @property
+    def encoding(self) -> Encoding:
+        """How the image values are stored (BITPIX or ZBITPIX and scaling keywords)."""
+        return Encoding.from_header(self.keywords, "ZBITPIX" if self.compressed else "BITPIX")
+
     @functools.cached_property
     def header(self):
         """The full header as an astropy ``Header`` (parsed on first use)."""
@@ -96,35 +101,29 @@ class FitsLayout:
         """Keywords of the PRIMARY HDU (first value of each), without astropy."""
         return self.hdus[0].keywords
 
-    def array(self, name: str, ver: int = 1) -> FitsArray:
-        """Lazy array over image extension ``name``; KeyError if it is absent."""
+    def array(self, name: str, ver: int = 1, dtype: str | None = None) -> FitsArray:
+        """Lazy array over image extension ``name``; KeyError if it is absent.
+
+        ``dtype`` is the working dtype the values are cast to (the dtype astropy gives
+        when None).
+        """
         hdu = self.find(name, ver)
         if hdu is None or not hdu.is_image or not hdu.shape:
             raise KeyError(name)
-        kw = hdu.keywords
-        bitpix = int(kw.get("ZBITPIX" if hdu.compressed else "BITPIX", -32))
-        bzero = float(kw.get("BZERO", 0) or 0)
-        bscale = float(kw.get("BSCALE", 1) or 1)
-        bzero_flip = bitpix == 32 and bzero == 2**31 and bscale == 1
-        plain = bzero == 0 and bscale == 1
-        direct = not hdu.compressed and (plain or bzero_flip) and bitpix in _BITPIX_DTYPES
-        if bzero_flip:
-            dtype = "uint32"
-        elif plain and bitpix in _BITPIX_DTYPES:
-            dtype = np.dtype(_BITPIX_DTYPES[bitpix]).newbyteorder("=").name
-        else:
-            dtype = "float32" if bitpix in (8, 16, -32) else "float64"
+        enc = hdu.encoding
+        if not enc.supported:
+            raise KeyError(name)
         return FitsArray(
             path=self.path,
             hdu_index=hdu.index,
             data_offset=hdu.data_offset,
             shape=hdu.shape,
-            disk_dtype=_BITPIX_DTYPES.get(bitpix, ">f4"),
-            dtype_name=dtype,
-            bzero_flip=bzero_flip,
-            direct=direct,
+            dtype_name=np.dtype(dtype or enc.value_dtype).name,
+            encoding=enc,
+            direct=not hdu.compressed,
             size=self.size,
             mtime_ns=self.mtime_ns,
+            extname=hdu.name,
         )
 
 

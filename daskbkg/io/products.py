@@ -80,16 +80,29 @@ def image_header(base: Any, shape, kind: str, extname: str | None = None,
     return join_cards(cards)
 
 
+def _canonical(hdu: Any, kind: str) -> bool:
+    """The HDU stores ``kind`` exactly as the reference writes it (plain, uncompressed)."""
+    if hdu is None or hdu.compressed:
+        return False
+    enc = hdu.encoding
+    if kind == "uint32":
+        return enc.bitpix == 32 and enc.mode == "flip"
+    return enc.bitpix == _ENCODINGS[kind][0] and enc.mode == "plain"
+
+
 def product_hdus(product: Any) -> list:
     """HDU plan of the main product: the target's HDUs with SCI/DQ (and ERR) replaced."""
     layout = product.target.layout
     history = provenance_history(product.params, product.compat,
                                  f"background step {product.status}", product.info)
-    replaced = {}
-    if product.status == "COMPLETE":
-        replaced = {"SCI": product.sci, "DQ": product.dq}
-        if product.compat.propagate_err:
-            replaced["ERR"] = product.err
+    replaced = {"SCI": product.sci, "ERR": product.err, "DQ": product.dq}
+    changed = {"SCI", "DQ"} if product.status == "COMPLETE" else set()
+    if product.status == "COMPLETE" and product.compat.propagate_err:
+        changed.add("ERR")
+    # An array the step did not change is copied byte for byte when stored as the
+    # reference writes it; otherwise it is rewritten in the reference's type.
+    replaced = {name: data for name, data in replaced.items()
+                if name in changed or not _canonical(layout.find(name), _OUTPUT_KINDS[name])}
     plan = []
     for hdu in layout.hdus:
         if hdu.index == 0:

@@ -1,0 +1,179 @@
+"""Every valid FITS representation of an exposure gives the canonical file's outputs.
+
+The oracle is astropy plus the data models' cast: a variant file (float64 SCI, uint8 DQ,
+scaled integers, ...) is read by astropy, its values are cast to float32/uint32 with
+``numpy.asarray`` (what the reference's data models do), and those values are written as
+a canonical float32/uint32 file. daskbkg must give bit-identical results for both.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from helpers import assert_bits_equal, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import daskbkg
+
+#: Storage of SCI/ERR: (name, numpy dtype written, BSCALE, BZERO) - scaled ones via astropy.
+FLOAT_REPRS = {
+    "f4": ("float32", None, None),
+    "f8": ("float64", None, None),
+    "i2": ("int16", None, None),
+    "i2-scaled": ("int16", 0.25, 7.0),
+    "i4-scaled": ("int32", 2.0**-10, -3.0),
+}
+#: Storage of DQ: numpy dtype written (astropy adds BZERO for the unsigned ones).
+DQ_REPRS = {"u1": "uint8", "i2": "int16", "u2": "uint16", "i4": "int32", "u4": "uint32",
+            "i8": "int64", "u8": "uint64"}
+
+
+def _float_values(draw, shape, repr_name):
+    dtype, bscale, bzero = FLOAT_REPRS[repr_name]
+    n = int(np.prod(shape))
+    if dtype.startswith("float"):
+        width = 32 if dtype == "float32" else 64
+        values = draw(st.lists(st.floats(-1e4, 1e4, width=width, allow_nan=False) | st.just(np.nan),
+                               min_size=n, max_size=n))
+        return np.array(values, dtype=dtype).reshape(shape)
+    info = np.iinfo(dtype)
+    raw = draw(st.lists(st.integers(max(info.min, -30000), min(info.max, 30000)),
+                        min_size=n, max_size=n))
+    return np.array(raw, dtype=dtype).reshape(shape)
+
+
+def _dq_values(draw, shape, repr_name):
+    dtype = np.dtype(DQ_REPRS[repr_name])
+    info = np.iinfo(dtype)
+    n = int(np.prod(shape))
+    top = min(info.max, 2**32 - 1)
+    low = 0 if dtype.kind == "u" else info.min if dtype.itemsize < 4 else -(2**31)
+    raw = draw(st.lists(st.integers(low, top), min_size=n, max_size=n))
+    return np.array(raw, dtype=dtype).reshape(shape)
+
+
+def _image(data, header, repr_name=None):
+    """An IMAGE HDU of ``data`` with ``header``'s cards (scaled per FLOAT_REPRS)."""
+    header = header.copy()
+    for key in ("BSCALE", "BZERO", "BLANK"):
+        header.remove(key, ignore_missing=True)
+    hdu = fits.ImageHDU(data, header=header)
+    if repr_name in FLOAT_REPRS:
+        _dtype, bscale, bzero = FLOAT_REPRS[repr_name]
+        if bscale is not None:
+            hdu = fits.ImageHDU(data.astype(np.float64) * bscale + bzero, header=header)
+            hdu.scale(str(data.dtype), bscale=bscale, bzero=bzero)
+    return hdu
+
+
+def _replace(template: Path, dest: Path, arrays: dict, reprs: dict | None = None) -> None:
+    """Copy ``template`` to ``dest`` with SCI/ERR/DQ data replaced."""
+    with fits.open(template) as hdul:
+        new = []
+        for hdu in hdul:
+            if hdu.name in arrays:
+                new.append(_image(arrays[hdu.name], hdu.header,
+                                  (reprs or {}).get(hdu.name)))
+            else:
+                new.append(hdu.copy())
+        fits.HDUList(new).writeto(dest)
+
+
+def _working(path: Path) -> dict:
+    """The reference's view: astropy's values cast as the data models cast them."""
+    with fits.open(path) as hdul:
+        return {"SCI": np.asarray(hdul["SCI"].data, dtype=np.float32),
+                "ERR": np.asarray(hdul["ERR"].data, dtype=np.float32),
+                "DQ": np.asarray(hdul["DQ"].data, dtype=np.uint32)}
+
+
+@st.composite
+def exposures(draw):
+    """(shape, [per file: (reprs, arrays)]) for a target and 1-3 backgrounds."""
+    shape = (draw(st.integers(2, 4)), draw(st.integers(2, 5)))
+    files = []
+    for _ in range(1 + draw(st.integers(1, 3))):
+        reprs = {"SCI": draw(st.sampled_from(sorted(FLOAT_REPRS))),
+                 "ERR": draw(st.sampled_from(sorted(FLOAT_REPRS))),
+                 "DQ": draw(st.sampled_from(sorted(DQ_REPRS)))}
+        arrays = {"SCI": _float_values(draw, shape, reprs["SCI"]),
+                  "ERR": np.abs(_float_values(draw, shape, reprs["ERR"])),
+                  "DQ": _dq_values(draw, shape, reprs["DQ"])}
+        files.append((reprs, arrays))
+    return shape, files
+
+
+def _outputs(target, backgrounds, folder: Path, tag: str) -> dict:
+    result = daskbkg.subtract_background(target, backgrounds)
+    computed = result.compute(scheduler="sync")
+    path = folder / f"{tag}_bsub.fits"
+    result.to_fits(path, scheduler="sync")
+    with fits.open(path) as hdul:
+        written = {name: hdul[name].data for name in ("SCI", "ERR", "DQ")}
+    return {"sci": computed.sci, "err": computed.err, "dq": computed.dq, "file": written}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(exposures())
+def test_every_representation_gives_the_canonical_outputs(case):
+    """Variant files and their canonical float32/uint32 twins give identical bits."""
+    shape, files = case
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        variants, canonical, inexact = [], [], []
+        for i, (reprs, arrays) in enumerate(files):
+            template = write(folder, np.zeros(shape, np.float32), name=f"t{i}_rate.fits")
+            variant = folder / f"v{i}_rate.fits"
+            _replace(template, variant, arrays, reprs)
+            working = _working(variant)
+            canon = folder / f"c{i}_rate.fits"
+            _replace(template, canon, working)
+            variants.append(variant)
+            canonical.append(canon)
+            with fits.open(variant) as hdul:
+                for name in ("SCI", "ERR"):
+                    values = hdul[name].data
+                    if values.dtype.itemsize > 4 or values.dtype.kind in "iu":
+                        back = working[name].astype(values.dtype)
+                        if not np.array_equal(back, values, equal_nan=True):
+                            inexact.append(f"{variant}: {name} extension")
+        expected = _outputs(canonical[0], canonical[1:], folder, "canon")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            actual = _outputs(variants[0], variants[1:], folder, "variant")
+        for key in ("sci", "err", "dq"):
+            assert_bits_equal(actual[key], expected[key])
+        for name in ("SCI", "ERR", "DQ"):
+            assert_bits_equal(actual["file"][name], expected["file"][name])
+        messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+        for where in inexact:
+            assert any(m.startswith(where) for m in messages), (where, messages)
+
+
+def test_float64_background_is_rounded_like_the_reference(inputs, tmp_path):
+    """A float64 background SCI is rounded to float32 (not reinterpreted), with one warning."""
+    target = inputs(np.full((3, 4), 100.0, np.float32))
+    values = np.full((3, 4), 1.0 + 2.0**-40)  # not a float32
+    bkg = inputs(np.zeros((3, 4), np.float32), name="wide_rate.fits")
+    wide = tmp_path / "in" / "wide64_rate.fits"
+    _replace(bkg, wide, {"SCI": values})
+    with pytest.warns(RuntimeWarning, match=r"wide64_rate\.fits: SCI extension .*float64"):
+        out = daskbkg.subtract_background(target, [wide]).compute(scheduler="sync")
+    assert_bits_equal(out.sci, np.full((3, 4), np.float32(99.0)))
+
+
+def test_uint8_dq_bits_are_kept(inputs, tmp_path):
+    """An 8-bit DQ background is widened, not reinterpreted: its bits reach the OR."""
+    target = inputs(np.full((2, 3), 5.0, np.float32), dq=np.uint32(2**31))
+    bkg = inputs(np.ones((2, 3), np.float32), name="b8_rate.fits")
+    narrow = tmp_path / "in" / "b8u_rate.fits"
+    dq = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40
+    _replace(bkg, narrow, {"DQ": dq})
+    out = daskbkg.subtract_background(target, [narrow]).compute(scheduler="sync")
+    assert_bits_equal(out.dq, dq.astype(np.uint32) | np.uint32(2**31))
