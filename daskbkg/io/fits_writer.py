@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .positional import write_at
-from .source import open_input
+from .source import open_input, replace, temp_name
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
            "disk_full_error"]
@@ -59,8 +58,7 @@ class ArrayHdu:
 
 def temp_path_for(path: str | os.PathLike) -> Path:
     """Hidden temporary name next to ``path`` (same folder, hence same filesystem)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    return temp_name(path)
 
 
 #: errno values meaning "no space left" (full disk or exhausted quota).
@@ -213,7 +211,7 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            os.replace(tmp, path)
+            replace(tmp, path)
         except OSError as exc:
             full = disk_full_error(exc, path)
             if full is None:
