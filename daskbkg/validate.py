@@ -339,7 +339,8 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
         keyed += tilt_errors
     if stop is not None:  # step skipped: no geometry; files after the mismatch only warn
         keyed = [_after_skip(kf, stop) for kf in keyed]
-    elif reference is not None:
+    elif reference is not None and not (not backgrounds and compat.empty_bkg_list == "skip"):
+        # An empty list under empty_bkg_list="skip" skips the step before any geometry.
         keyed += _geometry(reference, opened, compat)
     # The reference opens and checks the backgrounds one by one, in list order; a NIRSpec
     # target first opens (and tilt-checks) every background, then combines.
