@@ -31,6 +31,7 @@ from .errors import (
     InconsistentInputError,
     InputError,
     InputFileNotFoundError,
+    MissingExtensionError,
     MissingKeywordError,
     MissingTiltError,
     OutputError,
@@ -181,9 +182,24 @@ def _open(item: Any) -> tuple[Exposure | None, Finding | None]:
         return None, _caught(exc, path)
 
 
-def _file_findings(exp: Exposure) -> list[Finding]:
+def _missing_findings(exp: Exposure, compat: ReferenceCompat) -> list[Finding]:
+    """Absent ERR/DQ: zeros as in jwst 1.13's data models, refused for the jwst 3.0 preset."""
+    found = []
+    for name in exp.missing:
+        if compat.compat == "jwst-1.13":
+            found.append(_warning(exp.path, f"no {name} extension: as in jwst 1.13 (its data "
+                                            f"models fill the default) {name} is taken as 0",
+                                  MissingExtensionError))
+        else:
+            found.append(_error(exp.path, f"missing {name} image extension (the data models of "
+                                          f"jwst 3.0 leave it empty; compat='jwst-1.13' takes "
+                                          "it as 0 like jwst 1.13)", MissingExtensionError))
+    return found
+
+
+def _file_findings(exp: Exposure, compat: ReferenceCompat) -> list[Finding]:
     """Problems of one exposure on its own (read_exposure already refused bad storage)."""
-    found, path = [], exp.path
+    found, path = _missing_findings(exp, compat), exp.path
     meta = exp.meta
     keys = {"SUBSTRT1": meta.substrt1, "SUBSTRT2": meta.substrt2,
             "SUBSIZE1": meta.subsize1, "SUBSIZE2": meta.subsize2}
@@ -318,7 +334,7 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
         t_exp, failure = _open(target)
         if failure is not None:
             return [failure], None, []
-        keyed += [((-1, 0), f) for f in _file_findings(t_exp)]
+        keyed += [((-1, 0), f) for f in _file_findings(t_exp, compat)]
         if not combine:
             try:
                 check_exposure_type(t_exp)
@@ -328,7 +344,7 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
     for index, item in enumerate(backgrounds):
         exp, failure = _open(item)
         opened.append(exp)
-        keyed += [((index, 0), f) for f in ([failure] if failure else _file_findings(exp))]
+        keyed += [((index, 0), f) for f in ([failure] if failure else _file_findings(exp, compat))]
     reference = t_exp if t_exp is not None else next((b for b in opened if b), None)
     keyed += _list_findings(t_exp, opened, reference, combine, not backgrounds)
     nirspec = (not combine and t_exp is not None

@@ -79,3 +79,54 @@ def test_jwst113_empty_list_still_needs_the_window(inputs):
         daskbkg.subtract_background(target, [])
     assert isinstance(info.value, E.MissingKeywordError)
     assert "nowin_rate.fits" in str(info.value)
+
+
+def _without(path, dest, *names):
+    with fits.open(path) as hdul:
+        fits.HDUList([h.copy() for h in hdul if h.name not in names]).writeto(dest)
+    return dest
+
+
+def test_jwst113_missing_background_err_and_dq_are_zeros(inputs, tmp_path):
+    """A background without ERR/DQ gives the bits of one whose ERR and DQ are 0."""
+    rng = np.random.default_rng(7)
+    target = inputs(rng.normal(50, 3, (4, 5)).astype(np.float32),
+                    dq=rng.integers(0, 2**32, (4, 5), dtype=np.uint32))
+    values = [rng.normal(5, 1, (4, 5)).astype(np.float32) for _ in range(3)]
+    zeros = [inputs(v, err=0.0, dq=0, name=f"z{i}_rate.fits") for i, v in enumerate(values)]
+    bare = [_without(inputs(v, err=2.0, dq=9, name=f"f{i}_rate.fits"),
+                     tmp_path / f"bare{i}_rate.fits", "ERR", "DQ")
+            for i, v in enumerate(values)]
+    expected = daskbkg.subtract_background(target, zeros).compute()
+    actual = daskbkg.subtract_background(target, bare).compute()
+    for key in ("sci", "err", "dq"):
+        assert_bits_equal(getattr(actual, key), getattr(expected, key))
+    assert_bits_equal(actual.combined["ERR"], expected.combined["ERR"])
+    assert (expected.combined["ERR"] == 0).all()
+
+
+def test_jwst113_target_without_dq_and_err(inputs, tmp_path):
+    """Target lacking DQ and ERR: the output gains DQ (= background DQ) after SCI, no ERR."""
+    target = _without(inputs(np.full((3, 4), 9.0, np.float32), name="t_rate.fits"),
+                      tmp_path / "in" / "bare_rate.fits", "ERR", "DQ")
+    bkg = inputs(np.full((3, 4), 2.0, np.float32), dq=np.uint32(2**31 + 5))
+    result = daskbkg.subtract_background(target, [bkg])
+    path = tmp_path / "bare_bsub.fits"
+    result.to_fits(path)
+    with fits.open(path) as hdul:
+        names = [h.name for h in hdul]
+        assert names[:3] == ["PRIMARY", "SCI", "DQ"] and "ERR" not in names
+        assert_bits_equal(hdul["DQ"].data, np.full((3, 4), 2**31 + 5, np.uint32))
+        assert_bits_equal(hdul["SCI"].data.astype(np.float32), np.full((3, 4), 7.0, np.float32))
+
+
+def test_jwst30_refuses_a_background_without_err(inputs, tmp_path):
+    """Under the jwst 3.0 preset the same background is refused in one line."""
+    target = inputs(np.full((3, 4), 9.0, np.float32))
+    bare = _without(inputs(np.ones((3, 4), np.float32), name="b_rate.fits"),
+                    tmp_path / "in" / "noerr_rate.fits", "ERR")
+    with pytest.raises(KeyError) as info:
+        daskbkg.subtract_background(target, [bare], compat="jwst-3.0")
+    assert isinstance(info.value, E.MissingExtensionError)
+    assert "noerr_rate.fits: missing ERR image extension" in str(info.value)
+    assert "\n" not in str(info.value)

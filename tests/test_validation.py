@@ -145,10 +145,12 @@ def case_truncated_in_last_table(mk, out):
         r"tail_rate\.fits: truncated"
 
 
-def _drop(ext):
+def _drop(ext, **kwargs):
+    """SCI always, ERR/DQ under compat="jwst-3.0" (jwst 1.13 fills zeros)."""
     def build(mk, out):
         bad = rewrite(_ok(mk), f"no{ext.lower()}_rate.fits", **{ext: None})
-        return lambda t=_ok(mk, 100.0): run_api(t, [bad], out), E.MissingExtensionError, KeyError, \
+        return lambda t=_ok(mk, 100.0): run_api(t, [bad], out, **kwargs), \
+            E.MissingExtensionError, KeyError, \
             rf"no{ext.lower()}_rate\.fits: missing {ext} image extension"
     return build
 
@@ -289,8 +291,8 @@ ERROR_CASES = {
     "truncated-sci": case_truncated_in_sci,
     "truncated-last-table": case_truncated_in_last_table,
     "missing-sci": _drop("SCI"),
-    "missing-err": _drop("ERR"),
-    "missing-dq": _drop("DQ"),
+    "missing-err-jwst30": _drop("ERR", compat="jwst-3.0"),
+    "missing-dq-jwst30": _drop("DQ", compat="jwst-3.0"),
     "dq-scaled": case_dq_scaled,
     "dq-float": case_dq_float,
     "sci-4d": case_sci_4d,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataTypeError, MissingExtensionError
-from .fitsarray import FitsArray
+from .fitsarray import ConstantArray, FitsArray
 from .layout import FitsLayout, scan_fits
 
 __all__ = ["ExposureMeta", "Exposure", "read_exposure", "as_exposure"]
@@ -87,14 +87,19 @@ class Exposure:
         Keywords used by the algorithm.
     sci, err, dq : FitsArray
         Lazy readers of the three image extensions, decoded and cast to float32, float32
-        and uint32 as the reference's data models do (whatever the file's storage).
+        and uint32 as the reference's data models do (whatever the file's storage). An
+        absent ERR or DQ is a :class:`ConstantArray` of zeros (jwst 1.13's default).
+    missing : tuple of str
+        ``"ERR"`` and/or ``"DQ"`` when the file lacks them (the caller decides, per
+        compatibility preset, whether that is accepted).
     """
 
     layout: FitsLayout
     meta: ExposureMeta
     sci: FitsArray
-    err: FitsArray
-    dq: FitsArray
+    err: FitsArray | ConstantArray
+    dq: FitsArray | ConstantArray
+    missing: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -152,7 +157,8 @@ def check_storage(path: str, hdu: Any, dtype: str) -> None:
 def read_exposure(path: str | os.PathLike) -> Exposure:
     """Open an exposure: parse its headers and build lazy SCI/ERR/DQ readers.
 
-    No pixel is read. The arrays must be 2-D or 3-D and share one shape.
+    No pixel is read. The arrays must be 2-D or 3-D and share one shape. An absent ERR
+    or DQ becomes zeros and is listed in ``Exposure.missing``.
 
     Parameters
     ----------
@@ -168,7 +174,7 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
     InputFileNotFoundError, NotFitsError
         The file is missing or not FITS.
     MissingExtensionError
-        SCI, ERR or DQ is absent (or not an image).
+        SCI is absent (or not an image).
     DataTypeError
         DQ is stored as floating-point or scaled values, or BITPIX is invalid.
     GeometryError
@@ -177,7 +183,8 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
     from ..errors import GeometryError
 
     layout: FitsLayout = scan_fits(path)
-    arrays: dict[str, FitsArray] = {}
+    arrays: dict[str, Any] = {}
+    missing: list[str] = []
     for name, dtype in WORKING_DTYPES.items():
         hdu = layout.find(name)
         if hdu is not None and hdu.is_image and hdu.shape:
@@ -185,12 +192,15 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
         try:
             arrays[name] = layout.array(name, dtype=dtype)
         except KeyError:
-            raise MissingExtensionError(
-                f"{layout.path}: missing {name} image extension"
-            ) from None
+            if name == "SCI":
+                raise MissingExtensionError(
+                    f"{layout.path}: missing {name} image extension") from None
+            missing.append(name)
     shape = arrays["SCI"].shape
     if len(shape) not in (2, 3):
         raise GeometryError(f"{layout.path}: SCI must be 2-D or 3-D, not {len(shape)}-D")
+    for name in missing:
+        arrays[name] = ConstantArray(shape, WORKING_DTYPES[name], 0)
     for name in ("ERR", "DQ"):
         if arrays[name].shape != shape:
             raise GeometryError(
@@ -203,7 +213,8 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
             "using the array",
             stacklevel=2,
         )
-    return Exposure(layout=layout, meta=meta, sci=arrays["SCI"], err=arrays["ERR"], dq=arrays["DQ"])
+    return Exposure(layout=layout, meta=meta, sci=arrays["SCI"], err=arrays["ERR"],
+                    dq=arrays["DQ"], missing=tuple(missing))
 
 
 def as_exposure(item: "Exposure | str | os.PathLike") -> Exposure:

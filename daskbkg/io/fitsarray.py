@@ -25,7 +25,7 @@ import numpy as np
 from .encoding import Encoding, convert
 from .positional import read_at
 
-__all__ = ["FitsArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
+__all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
 
 _MAX_OPEN = 128
 _lock = threading.Lock()
@@ -134,6 +134,29 @@ class LazyArrayBase:
     def ndim(self) -> int:
         """Number of dimensions."""
         return len(self.shape)
+
+
+@dataclass(frozen=True)
+class ConstantArray(LazyArrayBase):
+    """A lazy array holding one value everywhere (an extension the file lacks).
+
+    jwst 1.13's data models give an absent ERR or DQ its schema default (0) in the
+    shape of SCI; this array stands for it without reading or allocating anything.
+    """
+
+    shape: tuple[int, ...]
+    dtype_name: str
+    value: float = 0
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        slices, drop = normalize_key(key, self.shape)
+        shape = tuple(s.stop - s.start for s in slices)
+        shape = tuple(n for i, n in enumerate(shape) if i not in drop)
+        return np.full(shape, self.value, dtype=self.dtype)
+
+    def read_into(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
+        """Fill ``out`` (the region ``slices``) with the value."""
+        out.fill(self.value)
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,14 @@ def product_hdus(product: Any) -> list:
             plan.append(ArrayHdu(image_header(hdu, data.shape, kind), data, kind))
         else:
             plan.append(CopiedHdu(layout.path, hdu.header_offset, hdu.data_offset, hdu.data_span))
+        if hdu.ver == 1 and hdu.name == "SCI":
+            # Arrays the target lacks but the reference's model gained (DQ is assigned;
+            # ERR only when propagated) follow SCI in the data model's order.
+            for name in ("DQ", "ERR"):
+                if name in product.target.missing and name in changed:
+                    data, kind = replaced[name], _OUTPUT_KINDS[name]
+                    plan.append(ArrayHdu(image_header(None, data.shape, kind, extname=name),
+                                         data, kind))
     for name, data, kind in product.extra_arrays:
         plan.append(ArrayHdu(image_header(None, data.shape, kind, extname=name), data, kind))
     return plan
