@@ -404,7 +404,9 @@ def test_untouched_extensions_are_byte_identical(written):
 
 
 def test_primary_header_changes(written):
-    """PRIMARY gains only S_BKDSUB, DBKG_VER and HISTORY."""
+    """PRIMARY gains S_BKDSUB, DBKG_VER and HISTORY; FILENAME and DATE describe the output."""
+    from datetime import datetime, timezone
+
     target, _, _, _, outdir = written
     with fits.open(target) as a, fits.open(outdir / "p_bkgsub.fits") as b:
         ha, hb = a[0].header, b[0].header
@@ -412,7 +414,11 @@ def test_primary_header_changes(written):
         assert hb["DBKG_VER"] == daskbkg.__version__
         assert "CAL_VER" not in hb and "CRDS_CTX" not in hb
         assert any("daskbkg" in str(line) for line in hb["HISTORY"])
-        ignore = {"S_BKDSUB", "DBKG_VER", "HISTORY", ""}
+        assert hb["FILENAME"] == "p_bkgsub.fits"
+        written_at = datetime.strptime(hb["DATE"], "%Y-%m-%dT%H:%M:%S.%f")
+        age = datetime.now(timezone.utc).replace(tzinfo=None) - written_at
+        assert 0 <= age.total_seconds() < 600
+        ignore = {"S_BKDSUB", "DBKG_VER", "HISTORY", "", "FILENAME", "DATE"}
         assert {k: ha[k] for k in ha if k not in ignore} == \
             {k: hb[k] for k in hb if k not in ignore}
 

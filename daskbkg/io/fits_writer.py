@@ -13,8 +13,10 @@ only when complete; on any failure the temporary file is removed.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,14 +24,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from .positional import write_at
-from .source import open_input, replace, temp_name
+from .source import open_decoded, replace, temp_name
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
-           "disk_full_error"]
+           "disk_full_error", "FLIPPED_BZERO"]
 
 BLOCK = 2880
-_ENCODINGS = {"float32": (-32, ">f4"), "uint32": (32, ">u4"), "int32": (32, ">i4"),
-              "float64": (-64, ">f8")}
+#: Storage of each array kind: (BITPIX, big-endian dtype of the stored bytes).
+_ENCODINGS = {"float32": (-32, ">f4"), "float64": (-64, ">f8"), "uint8": (8, ">u1"),
+              "int16": (16, ">i2"), "int32": (32, ">i4"), "int64": (64, ">i8"),
+              "int8": (8, ">u1"), "uint16": (16, ">u2"), "uint32": (32, ">u4"),
+              "uint64": (64, ">u8")}
+#: BZERO of the kinds stored with the sign bit flipped (FITS pseudo-unsigned integers).
+FLIPPED_BZERO = {"int8": -128, "uint16": 2**15, "uint32": 2**31, "uint64": 2**63}
 
 
 def _padded(n: int) -> int:
@@ -38,13 +45,18 @@ def _padded(n: int) -> int:
 
 @dataclass(frozen=True)
 class CopiedHdu:
-    """An HDU copied from an existing file: data bytes verbatim, header verbatim or replaced."""
+    """An HDU copied from an existing file: data bytes verbatim, header verbatim or replaced.
+
+    ``data_size`` (the unpadded size) lets a file whose last HDU lacks its final padding
+    be copied: the bytes present are copied and the block is completed with zeros.
+    """
 
     src_path: str
     header_offset: int
     data_offset: int
     data_span: int
     header: Any = None  # raw bytes (or astropy Header) to write instead of the original
+    data_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class ArrayHdu:
 
     header: Any  # raw header bytes (or astropy Header) matching the data
     data: Any  # dask or NumPy array; None for a header-only HDU
-    kind: str  # "float32", "uint32" (stored with BZERO 2**31), "int32", "float64"
+    kind: str  # a key of _ENCODINGS, e.g. "float32", "uint32" (stored with BZERO 2**31)
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:
@@ -108,8 +120,10 @@ class RegionWriter:
         value = np.asarray(value)
         block = value.reshape(tuple(s.stop - s.start for s in slices))
         disk = np.dtype(_ENCODINGS[self.kind][1])
-        if self.kind == "uint32":
-            encoded = (block.astype(np.uint32) ^ np.uint32(0x80000000)).astype(disk)
+        if self.kind in FLIPPED_BZERO:
+            bits = np.dtype(f"u{disk.itemsize}")
+            flipped = block.astype(self.kind).view(bits) ^ bits.type(1 << (8 * disk.itemsize - 1))
+            encoded = flipped.astype(disk)
         else:
             encoded = block.astype(disk)
         itemsize = disk.itemsize
@@ -141,7 +155,11 @@ def _header_bytes(header: Any) -> bytes:
     """Raw header bytes (given as bytes, or as an astropy Header to serialise)."""
     if isinstance(header, (bytes, bytearray)):
         return bytes(header)
-    return header.tostring().encode("ascii")
+    with warnings.catch_warnings():
+        # A long value (a file name, a version) shortens its card's comment; astropy
+        # says so, but no value is lost.
+        warnings.filterwarnings("ignore", "Card is too long")
+        return header.tostring().encode("ascii")
 
 
 def _copy_bytes(src, dst, offset: int, size: int) -> None:
@@ -153,6 +171,29 @@ def _copy_bytes(src, dst, offset: int, size: int) -> None:
             raise OSError(f"{src.name}: unexpected end of file while copying an HDU")
         dst.write(data)
         remaining -= len(data)
+
+
+def _stamped(hdus: list, name: str) -> list:
+    """``hdus`` with FILENAME and DATE set in a PRIMARY header given as an astropy Header."""
+    first = hdus[0] if hdus else None
+    header = getattr(first, "header", None)
+    if header is not None and not isinstance(header, (bytes, bytearray)):
+        from .headers import stamp_primary
+
+        hdus[0] = dataclasses.replace(first, header=stamp_primary(header, name))
+    return hdus
+
+
+def _copy_data(src, dst, hdu: CopiedHdu) -> None:
+    """Copy the data of ``hdu`` with its padding; a missing final padding becomes zeros."""
+    if hdu.data_size is None:
+        _copy_bytes(src, dst, hdu.data_offset, hdu.data_span)
+        return
+    _copy_bytes(src, dst, hdu.data_offset, hdu.data_size)
+    pad = hdu.data_span - hdu.data_size
+    src.seek(hdu.data_offset + hdu.data_size)
+    tail = src.read(pad)
+    dst.write(tail + b"\0" * (pad - len(tail)))
 
 
 def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
@@ -173,18 +214,19 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
         Passed to ``dask.array.store`` (e.g. ``scheduler=``).
     """
     path = Path(path)
+    hdus = _stamped(list(hdus), path.name)
     tmp = temp_path_for(path)
     pending: list[tuple[Any, RegionWriter]] = []
     try:
         with open(tmp, "wb") as out:
             for hdu in hdus:
                 if isinstance(hdu, CopiedHdu):
-                    with open_input(hdu.src_path) as src:
+                    with open_decoded(hdu.src_path) as src:
                         if hdu.header is None:
                             _copy_bytes(src, out, hdu.header_offset, hdu.data_offset - hdu.header_offset)
                         else:
                             out.write(_header_bytes(hdu.header))
-                        _copy_bytes(src, out, hdu.data_offset, hdu.data_span)
+                        _copy_data(src, out, hdu)
                     continue
                 out.write(_header_bytes(hdu.header))
                 if hdu.data is None:

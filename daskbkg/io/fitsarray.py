@@ -286,7 +286,7 @@ class FitsArray(LazyArrayBase):
 
                 flat[pos : pos + run] = np.frombuffer(read_range(self.path, offset, run), np.uint8)
             else:
-                read_at(fd, flat[pos : pos + run], offset, self.path)
+                _pread_into(fd, flat[pos : pos + run], offset, self.path)
             pos += run
         return raw
 
@@ -294,3 +294,8 @@ class FitsArray(LazyArrayBase):
         hdul = _cached_hdulist(self.path)
         with _lock:
             return np.asarray(hdul[self.hdu_index].section[slices])
+
+
+def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
+    """Fill ``target`` (a uint8 view) with bytes of ``fd`` at ``offset`` (one hook for tests)."""
+    read_at(fd, target, offset, path)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["InputStat", "is_url", "stat_input", "read_range", "open_input", "join", "makedirs",
-           "remove_tree", "read_text", "write_text", "temp_name", "replace", "total_size"]
+           "remove_tree", "read_text", "write_text", "temp_name", "replace", "total_size",
+           "open_decoded"]
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -80,6 +81,25 @@ def open_input(path: str, mode: str = "rb"):
     import fsspec
 
     return fsspec.open(path, mode).open()
+
+
+def open_decoded(path: str):
+    """Open an input for reading its FITS stream: gzip files are decompressed on the fly.
+
+    Offsets given by astropy for a gzip file are positions in the decompressed stream;
+    ``seek`` on the returned object accepts them (forward seeks decompress and discard,
+    so nothing larger than a read is held in memory).
+    """
+    import gzip
+
+    f = open_input(path)
+    magic = f.read(2)
+    f.seek(0)
+    if magic == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=f, mode="rb")
+        stream.myfileobj = f  # GzipFile closes ``myfileobj`` when it is closed
+        return stream
+    return f
 
 
 def join(base: str | os.PathLike, name: str) -> str | Path:
