@@ -130,3 +130,65 @@ def test_jwst30_refuses_a_background_without_err(inputs, tmp_path):
     assert isinstance(info.value, E.MissingExtensionError)
     assert "noerr_rate.fits: missing ERR image extension" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _asdf_table(meta: dict):
+    """A one-row ``ASDF`` table holding an ASDF file with ``meta``, as JWST files do."""
+    import io
+
+    import asdf
+
+    buffer = io.BytesIO()
+    asdf.AsdfFile({"meta": meta}).write_to(buffer)
+    raw = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    col = fits.Column(name="ASDF_METADATA", format=f"{raw.size}B", array=raw[np.newaxis, :])
+    return fits.BinTableHDU.from_columns([col], name="ASDF")
+
+
+def _reduced(path, dest, meta):
+    """``path`` with the PRIMARY header reduced to DATAMODL and the tree holding ``meta``."""
+    with fits.open(path) as hdul:
+        primary = fits.PrimaryHDU()
+        primary.header["DATAMODL"] = "ImageModel"
+        rest = [h.copy() for h in hdul[1:] if h.name != "ASDF"]
+        fits.HDUList([primary, *rest, _asdf_table(meta)]).writeto(dest)
+    return dest
+
+
+def test_metadata_from_the_asdf_tree(inputs, tmp_path):
+    """Window and instrument held only in the ASDF tree are used, as the data models do."""
+    pytest.importorskip("asdf")
+    rng = np.random.default_rng(2)
+    target = inputs(rng.normal(20, 1, (4, 6)).astype(np.float32), substrt=(3, 2),
+                    name="sub_rate.fits")
+    bkg = inputs(rng.normal(2, 0.1, (9, 12)).astype(np.float32), name="full_rate.fits")
+    meta = {"exposure": {"type": "MIR_IMAGE", "nints": 1},
+            "instrument": {"name": "MIRI"},
+            "subarray": {"xstart": 3, "ystart": 2, "xsize": 6, "ysize": 4}}
+    reduced = _reduced(target, tmp_path / "in" / "reduced_rate.fits", meta)
+    exp = daskbkg.read_exposure(reduced)
+    assert (exp.meta.substrt1, exp.meta.substrt2, exp.meta.subsize1, exp.meta.subsize2) == \
+        (3, 2, 6, 4)
+    assert exp.meta.instrument == "MIRI" and exp.meta.exp_type == "MIR_IMAGE"
+    expected = daskbkg.subtract_background(target, [bkg]).compute()
+    actual = daskbkg.subtract_background(reduced, [bkg]).compute()
+    for key in ("sci", "err", "dq"):
+        assert_bits_equal(getattr(actual, key), getattr(expected, key))
+    bare = _reduced(target, tmp_path / "in" / "bare_rate.fits", {})
+    with pytest.raises(AttributeError):  # without the tree: no window, no INSTRUME
+        daskbkg.subtract_background(bare, [bkg])
+
+
+def test_header_keyword_wins_over_the_tree(inputs, tmp_path):
+    """A keyword present in the header overrides the tree's stale value."""
+    pytest.importorskip("asdf")
+    target = inputs(np.ones((4, 6), np.float32), substrt=(3, 2), name="s_rate.fits")
+    dest = tmp_path / "in" / "stale_rate.fits"
+    with fits.open(target) as hdul:
+        hdus = [h.copy() for h in hdul if h.name != "ASDF"]
+        hdus[0].header.remove("INSTRUME")
+        hdus.append(_asdf_table({"instrument": {"name": "NIRCAM"},
+                                 "subarray": {"xstart": 99}}))
+        fits.HDUList(hdus).writeto(dest)
+    meta = daskbkg.read_exposure(dest).meta
+    assert meta.instrument == "NIRCAM" and meta.substrt1 == 3

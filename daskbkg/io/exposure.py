@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataTypeError, MissingExtensionError
+from .asdfmeta import TREE_PATHS, tree_keywords
 from .fitsarray import ConstantArray, FitsArray
 from .layout import FitsLayout, scan_fits
 
@@ -23,7 +24,8 @@ WFSS_TYPES = ("NIS_WFSS", "NRC_WFSS")
 class ExposureMeta:
     """Keywords of an exposure that the algorithm uses.
 
-    Window keywords are ``None`` when absent from the PRIMARY header.
+    Window keywords are ``None`` when absent from the PRIMARY header and from the ASDF
+    metadata tree (which the reference's data models read too).
     """
 
     exp_type: str | None
@@ -154,6 +156,16 @@ def check_storage(path: str, hdu: Any, dtype: str) -> None:
             "is not defined for NaN or fractions), e.g. BITPIX 32 with BZERO 2147483648")
 
 
+def _keywords(layout: FitsLayout) -> dict:
+    """PRIMARY keywords the step uses; ones the header lacks come from the ASDF tree."""
+    header = layout.primary_header
+    values = {key: header.get(key) for key in TREE_PATHS}
+    for key, value in tree_keywords(layout).items():
+        if values.get(key) is None:
+            values[key] = value
+    return values
+
+
 def read_exposure(path: str | os.PathLike) -> Exposure:
     """Open an exposure: parse its headers and build lazy SCI/ERR/DQ readers.
 
@@ -206,7 +218,7 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
             raise GeometryError(
                 f"{layout.path}: {name} shape {arrays[name].shape} differs from SCI shape {shape}"
             )
-    meta = ExposureMeta.from_header(layout.primary_keywords)
+    meta = ExposureMeta.from_header(_keywords(layout))
     if len(shape) == 3 and meta.nints is not None and meta.nints != shape[0]:
         warnings.warn(
             f"{layout.path}: NINTS={meta.nints} but the SCI cube has {shape[0]} integrations; "
