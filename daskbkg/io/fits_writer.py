@@ -248,7 +248,8 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
     def finalize() -> Path:
         try:
             if os.environ.get("DASKBKG_FSYNC", "0") not in ("", "0"):
-                fd = os.open(tmp, os.O_RDONLY)
+                # Windows flushes only descriptors open for writing.
+                fd = os.open(tmp, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
