@@ -92,3 +92,33 @@ def test_fallback_without_pread_gives_the_same_files(inputs, tmp_path, monkeypat
         for hdu_a, hdu_b in zip(a, b):
             if hdu_a.is_image and hdu_a.data is not None:
                 assert_bits_equal(hdu_b.data, hdu_a.data)
+
+
+def test_two_cli_runs_into_one_folder(inputs, tmp_path):
+    """Two `daskbkg run` processes writing one output folder, round after round: both exit 0.
+
+    Each round redoes the products (--no-resume) while the other process reads markers,
+    writes the same outputs and replaces them; the final files are whole and valid.
+    """
+    from output_checks import check_fits
+
+    rng = np.random.default_rng(9)
+    targets = [inputs(rng.normal(10, 1, (8, 9)).astype(np.float32), name=f"t{k}_rate.fits")
+               for k in range(3)]
+    bkgs = [inputs(rng.normal(1, 0.1, (8, 9)).astype(np.float32), name=f"b{k}_rate.fits")
+            for k in range(2)]
+    out = tmp_path / "out"
+    root = str(Path(__file__).resolve().parents[1])
+    argv = [sys.executable, "-m", "daskbkg.cli", "run", *map(str, targets), "--bkg",
+            *map(str, bkgs), "--output-dir", str(out), "--quiet"]
+    for round_ in range(4):
+        extra = ["--no-resume"] if round_ % 2 else []
+        procs = [subprocess.Popen(argv + extra, cwd=root, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], results
+    names = sorted(p.name for p in out.iterdir() if p.suffix == ".fits")
+    assert names == [f"t{k}_bkgsub.fits" for k in range(3)]
+    for name in names:
+        check_fits(out / name)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
