@@ -192,3 +192,31 @@ def test_header_keyword_wins_over_the_tree(inputs, tmp_path):
         fits.HDUList(hdus).writeto(dest)
     meta = daskbkg.read_exposure(dest).meta
     assert meta.instrument == "NIRCAM" and meta.substrt1 == 3
+
+
+def test_skipped_product_is_written_in_the_reference_types(inputs, tmp_path):
+    """A skipped target stored as float64/uint8 is written as float32/float32/uint32."""
+    target = inputs(np.zeros((3, 4), np.float32), name="w_rate.fits")
+    wide = tmp_path / "in" / "wide_rate.fits"
+    sci = np.linspace(0, 1, 12).reshape(3, 4) + 2.0**-40
+    with fits.open(target) as hdul:
+        hdus = [h.copy() for h in hdul]
+        for h in hdus:
+            if h.name == "SCI":
+                h.data = sci
+            elif h.name == "ERR":
+                h.data = np.full((3, 4), 0.5)
+            elif h.name == "DQ":
+                for key in ("BZERO", "BSCALE"):
+                    h.header.remove(key, ignore_missing=True)
+                h.data = np.arange(12, dtype=np.uint8).reshape(3, 4)
+        fits.HDUList(hdus).writeto(wide)
+    out = tmp_path / "wide_bsub.fits"
+    with pytest.warns(RuntimeWarning, match="wide_rate.fits: SCI extension"):
+        daskbkg.subtract_background(wide, [], compat="jwst-3.0").to_fits(out)
+    with fits.open(out) as hdul:
+        assert hdul[0].header["S_BKDSUB"] == "SKIPPED"
+        assert_bits_equal(hdul["SCI"].data.astype(np.float32), sci.astype(np.float32))
+        assert hdul["SCI"].header["BITPIX"] == -32 and hdul["ERR"].header["BITPIX"] == -32
+        assert_bits_equal(hdul["DQ"].data, np.arange(12, dtype=np.uint32).reshape(3, 4))
+        assert hdul["DQ"].header["BZERO"] == 2**31
