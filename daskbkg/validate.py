@@ -26,7 +26,6 @@ from typing import Any, Sequence
 from .errors import (
     AssociationError,
     DaskbkgError,
-    DataTypeError,
     GeometryError,
     InconsistentInputError,
     InputError,

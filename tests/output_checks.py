@@ -42,7 +42,7 @@ def check_fits(path: Path) -> None:
 
 
 def check_model(path: Path) -> None:
-    """stdatamodels opens the file as the right model with the right step status."""
+    """Check that stdatamodels opens the file as the right model with the right step status."""
     from stdatamodels.jwst import datamodels
 
     with fits.open(path) as hdul:

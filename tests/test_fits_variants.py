@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from helpers import assert_bits_equal, write
-from output_checks import check_fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from output_checks import check_fits
 
 import daskbkg
 

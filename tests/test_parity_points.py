@@ -59,7 +59,7 @@ def _windowless(inputs):
 
 
 def test_jwst30_empty_list_skips_before_geometry(inputs, tmp_path):
-    """jwst 3.0: empty list + no window keywords and no INSTRUME -> SKIPPED, unchanged."""
+    """Under jwst 3.0 an empty list + no window keywords and no INSTRUME -> SKIPPED, unchanged."""
     target = _windowless(inputs)
     result = daskbkg.subtract_background(target, [], compat="jwst-3.0")
     assert result.status == "SKIPPED"
@@ -73,7 +73,7 @@ def test_jwst30_empty_list_skips_before_geometry(inputs, tmp_path):
 
 
 def test_jwst113_empty_list_still_needs_the_window(inputs):
-    """jwst 1.13.2 computes the window first: the same target raises AttributeError."""
+    """Under jwst 1.13.2 the window comes first: the same target raises AttributeError."""
     target = _windowless(inputs)
     with pytest.raises(AttributeError) as info:
         daskbkg.subtract_background(target, [])
