@@ -7,8 +7,9 @@ variable ``DASKBKG_FSYNC=1`` to also flush each file to stable storage before th
 The file is laid out first (headers written, data areas reserved), then every lazy array
 is stored tile by tile with positional writes (:func:`~daskbkg.io.positional.write_at`),
 so no array is ever held whole in memory and tiles may be written in any order, from
-threads or processes. The file is written under a temporary name in the destination folder and renamed into place
-only when complete; on any failure the temporary file is removed.
+threads or processes. The file is written under a temporary name in the destination
+folder and renamed into place only when complete; on any failure the temporary file is
+removed.
 """
 
 from __future__ import annotations
