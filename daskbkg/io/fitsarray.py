@@ -30,7 +30,7 @@ __all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "clos
 _MAX_OPEN = 128
 _lock = threading.Lock()
 _fds: "OrderedDict[tuple[str, int, float], int]" = OrderedDict()
-_hduls: "OrderedDict[str, Any]" = OrderedDict()
+_hduls: "OrderedDict[str, tuple]" = OrderedDict()  # path -> (HDUList, stream)
 
 
 def _cached_fd(path: str, size: int, mtime_ns: int) -> int:
@@ -57,15 +57,26 @@ def _cached_hdulist(path: str):
     """Return an astropy HDUList for the fallback reader, opened once per process."""
     from astropy.io import fits
 
+    from .source import open_decoded
+
     with _lock:
-        hdul = _hduls.get(path)
-        if hdul is None:
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-            _hduls[path] = hdul
+        entry = _hduls.get(path)
+        if entry is None:
+            # Local file or URL, plain or gzip: astropy reads the decoded stream.
+            stream = open_decoded(path)
+            entry = (fits.open(stream, memmap=False, lazy_load_hdus=True), stream)
+            _hduls[path] = entry
             while len(_hduls) > 16:
                 _, old = _hduls.popitem(last=False)
-                old.close()
-        return hdul
+                _close(old)
+        return entry[0]
+
+
+def _close(entry: tuple) -> None:
+    """Close a cached HDU list and the stream under it."""
+    hdul, stream = entry
+    hdul.close()
+    stream.close()
 
 
 def close_cached_files() -> None:
@@ -77,8 +88,8 @@ def close_cached_files() -> None:
             except OSError:
                 pass
         _fds.clear()
-        for hdul in _hduls.values():
-            hdul.close()
+        for entry in _hduls.values():
+            _close(entry)
         _hduls.clear()
 
 

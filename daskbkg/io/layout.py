@@ -207,10 +207,10 @@ def _read_hdus(path: str) -> list[HduInfo]:
     """Parse every header with astropy, one HDU at a time (data are never read)."""
     from astropy.io import fits
 
-    from .source import open_input
+    from .source import open_decoded
 
     hdus: list[HduInfo] = []
-    with open_input(path) as raw, warnings.catch_warnings(record=True) as caught:
+    with open_decoded(path) as raw, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with fits.open(raw, lazy_load_hdus=True, memmap=False) as hdul:
             index = 0
