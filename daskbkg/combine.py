@@ -26,6 +26,8 @@ __all__ = ["CombinedBackground", "build_combined_background", "PACKED_DTYPE"]
 #: Per-pixel outputs of one kernel pass, packed so that one task yields all four.
 PACKED_DTYPE = np.dtype([("sci", "<f4"), ("err", "<f4"), ("dq", "<u4"), ("nbkg", "<i4")])
 
+#: The mean over zero planes as the reference computes it (0/0): the negative quiet NaN.
+EMPTY_MEAN = np.uint32(0xFFC00000).view(np.float32)
 _FILLS = {"sci": (math.nan, "float32"), "err": (math.nan, "float32"), "dq": (0, "uint32")}
 
 
@@ -218,9 +220,11 @@ def build_combined_background(
     key = tokenize(image_key, tiles)
     image_chunks = tiles.chunks_for(image)
     if not backgrounds:
-        # Reference with zero backgrounds: mean over no planes is NaN, ERR 0/0 -> 0, DQ 0.
+        # Reference with zero backgrounds: mean over no planes is 0/0, ERR 0/0 -> 0, DQ 0.
+        # On IEEE hardware 0/0 gives the default NaN, negative (0xFFC00000): that exact
+        # pattern, not NumPy's positive np.nan, reaches the subtracted SCI.
         return CombinedBackground(
-            sci=da.full(image, np.nan, dtype=np.float32, chunks=image_chunks),
+            sci=da.full(image, EMPTY_MEAN, dtype=np.float32, chunks=image_chunks),
             err=da.zeros(image, dtype=np.float32, chunks=image_chunks),
             dq=da.zeros(image, dtype=np.uint32, chunks=image_chunks),
             nbkg=da.zeros(image, dtype=np.int32, chunks=image_chunks),

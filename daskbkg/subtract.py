@@ -172,9 +172,6 @@ def build_product(
 
     check_exposure_type(target)
     updates: dict = {}
-    fallback = fallback_window(target.meta, target.shape, target.path)
-    if fallback is not None:
-        updates.update(zip(("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2"), fallback))
     nints = target.shape[0] if target.ndim == 3 else 1
     tiles = plan_tiles(tuple(target.shape[-2:]), len(backgrounds), nints, chunks=chunks,
                        memory_limit=memory_limit, threads=threads)
@@ -186,13 +183,18 @@ def build_product(
                        combined=None, params=params, compat=compat,
                        primary_updates={**updates, "S_BKDSUB": "SKIPPED"}, notes=(reason,))
 
+    if not backgrounds and compat.empty_bkg_list == "skip":
+        # Decided before any geometry, as in jwst 3.0 (a target without window keywords
+        # is skipped, not refused).
+        return unchanged("empty background list; step skipped (empty_bkg_list='skip')")
+    fallback = fallback_window(target.meta, target.shape, target.path)
+    if fallback is not None:
+        updates.update(zip(("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2"), fallback))
     skip = gwa_tilts_match(target, backgrounds)
     if skip is not None:
         return unchanged(skip)
     notes: list[str] = []
     if not backgrounds:
-        if compat.empty_bkg_list == "skip":
-            return unchanged("empty background list; step skipped (empty_bkg_list='skip')")
         msg = ("empty background list: as in the reference, every SCI pixel becomes NaN and the "
                "product is marked COMPLETE (use empty_bkg_list='skip' to skip instead)")
         log.warning("%s: %s", target.path, msg)

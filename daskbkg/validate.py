@@ -26,11 +26,11 @@ from typing import Any, Sequence
 from .errors import (
     AssociationError,
     DaskbkgError,
-    DataTypeError,
     GeometryError,
     InconsistentInputError,
     InputError,
     InputFileNotFoundError,
+    MissingExtensionError,
     MissingKeywordError,
     MissingTiltError,
     OutputError,
@@ -181,18 +181,24 @@ def _open(item: Any) -> tuple[Exposure | None, Finding | None]:
         return None, _caught(exc, path)
 
 
-def _file_findings(exp: Exposure) -> list[Finding]:
-    """Problems of one exposure on its own (scan_fits already refused truncated files)."""
-    found, path, layout = [], exp.path, exp.layout
-    for name in ("SCI", "ERR"):
-        hdu = layout.find(name)
-        bitpix = int(hdu.keywords.get("ZBITPIX" if hdu.compressed else "BITPIX", 0))
-        if bitpix > 0:
-            found.append(_error(path, f"{name} holds integers (BITPIX {bitpix}); it must be "
-                                      "floating point (BITPIX -32)", DataTypeError))
-    if exp.dq.dtype.kind not in "iu":
-        found.append(_error(path, f"DQ holds {exp.dq.dtype} values; it must hold integers "
-                                  "(BITPIX 32 with BZERO 2147483648)", DataTypeError))
+def _missing_findings(exp: Exposure, compat: ReferenceCompat) -> list[Finding]:
+    """Absent ERR/DQ: zeros as in jwst 1.13's data models, refused for the jwst 3.0 preset."""
+    found = []
+    for name in exp.missing:
+        if compat.compat == "jwst-1.13":
+            found.append(_warning(exp.path, f"no {name} extension: as in jwst 1.13 (its data "
+                                            f"models fill the default) {name} is taken as 0",
+                                  MissingExtensionError))
+        else:
+            found.append(_error(exp.path, f"missing {name} image extension (the data models of "
+                                          f"jwst 3.0 leave it empty; compat='jwst-1.13' takes "
+                                          "it as 0 like jwst 1.13)", MissingExtensionError))
+    return found
+
+
+def _file_findings(exp: Exposure, compat: ReferenceCompat) -> list[Finding]:
+    """Problems of one exposure on its own (read_exposure already refused bad storage)."""
+    found, path = _missing_findings(exp, compat), exp.path
     meta = exp.meta
     keys = {"SUBSTRT1": meta.substrt1, "SUBSTRT2": meta.substrt2,
             "SUBSIZE1": meta.subsize1, "SUBSIZE2": meta.subsize2}
@@ -327,7 +333,7 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
         t_exp, failure = _open(target)
         if failure is not None:
             return [failure], None, []
-        keyed += [((-1, 0), f) for f in _file_findings(t_exp)]
+        keyed += [((-1, 0), f) for f in _file_findings(t_exp, compat)]
         if not combine:
             try:
                 check_exposure_type(t_exp)
@@ -337,7 +343,7 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
     for index, item in enumerate(backgrounds):
         exp, failure = _open(item)
         opened.append(exp)
-        keyed += [((index, 0), f) for f in ([failure] if failure else _file_findings(exp))]
+        keyed += [((index, 0), f) for f in ([failure] if failure else _file_findings(exp, compat))]
     reference = t_exp if t_exp is not None else next((b for b in opened if b), None)
     keyed += _list_findings(t_exp, opened, reference, combine, not backgrounds)
     nirspec = (not combine and t_exp is not None
@@ -348,7 +354,8 @@ def _inspect(target: Any, backgrounds: Sequence[Any], compat: ReferenceCompat | 
         keyed += tilt_errors
     if stop is not None:  # step skipped: no geometry; files after the mismatch only warn
         keyed = [_after_skip(kf, stop) for kf in keyed]
-    elif reference is not None:
+    elif reference is not None and not (not backgrounds and compat.empty_bkg_list == "skip"):
+        # An empty list under empty_bkg_list="skip" skips the step before any geometry.
         keyed += _geometry(reference, opened, compat)
     # The reference opens and checks the backgrounds one by one, in list order; a NIRSpec
     # target first opens (and tilt-checks) every background, then combines.

@@ -20,6 +20,7 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clip
 from helpers import assert_bits_equal, hashes, listing
+from output_checks import check_fits, check_model
 
 import daskbkg
 from daskbkg.datasets import make_dataset, make_exposure_arrays, write_exposure
@@ -30,6 +31,57 @@ SUBARRAY = (9, 5, 24, 16)  # (xstart, ystart, xsize, ysize) of the subarray targ
 
 
 # ================================================================================ oracle
+
+
+@pytest.fixture(autouse=True)
+def outputs_validate(request):
+    """After each test, every FITS file daskbkg wrote under its tmp_path must validate.
+
+    Each passes ``fits.open(..., checksum=True)`` + ``verify("exception")`` and opens with
+    stdatamodels (a product with ``meta.cal_step.bkg_subtract`` equal to its S_BKDSUB).
+    """
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    folder = request.getfixturevalue("tmp_path")
+    yield
+    checked = 0
+    for path in sorted(folder.rglob("*.fits")):
+        try:
+            with fits.open(path) as hdul:
+                ours = "DBKG_VER" in hdul[0].header
+        except OSError:  # a deliberately broken input of the test
+            continue
+        if ours:
+            check_fits(path)
+            check_model(path)
+            checked += 1
+    request.node.user_properties.append(("validated_outputs", checked))
+
+
+def test_outputs_are_checked(written):
+    """The validation hook really sees the written products (and would reject bad ones)."""
+    from output_checks import check_output
+
+    _, _, _, _, outdir = written
+    for path in outdir.glob("*.fits"):
+        check_output(path)
+    wide = outdir.parent / "wide.fits"  # an output with float64 SCI is not the reference's
+    with fits.open(outdir / "p_bkgsub.fits") as hdul:
+        hdul["SCI"].data = hdul["SCI"].data.astype(np.float64)
+        hdul.writeto(wide)
+    with pytest.raises(AssertionError, match="SCI"):
+        check_fits(wide)
+    summed = outdir.parent / "summed.fits"  # a wrong checksum is caught
+    with fits.open(outdir / "p_bkgsub.fits") as hdul:
+        hdul.writeto(summed, checksum=True)
+    data = bytearray(summed.read_bytes())
+    data[-1] ^= 1
+    summed.write_bytes(bytes(data))
+    with pytest.raises(AssertionError, match="(?i)checksum"):
+        check_fits(summed)
+    wide.unlink()
+    summed.unlink()
 
 
 def _read(path):
@@ -404,7 +456,9 @@ def test_untouched_extensions_are_byte_identical(written):
 
 
 def test_primary_header_changes(written):
-    """PRIMARY gains only S_BKDSUB, DBKG_VER and HISTORY."""
+    """PRIMARY gains S_BKDSUB, DBKG_VER and HISTORY; FILENAME and DATE describe the output."""
+    from datetime import datetime, timezone
+
     target, _, _, _, outdir = written
     with fits.open(target) as a, fits.open(outdir / "p_bkgsub.fits") as b:
         ha, hb = a[0].header, b[0].header
@@ -412,7 +466,11 @@ def test_primary_header_changes(written):
         assert hb["DBKG_VER"] == daskbkg.__version__
         assert "CAL_VER" not in hb and "CRDS_CTX" not in hb
         assert any("daskbkg" in str(line) for line in hb["HISTORY"])
-        ignore = {"S_BKDSUB", "DBKG_VER", "HISTORY", ""}
+        assert hb["FILENAME"] == "p_bkgsub.fits"
+        written_at = datetime.strptime(hb["DATE"], "%Y-%m-%dT%H:%M:%S.%f")
+        age = datetime.now(timezone.utc).replace(tzinfo=None) - written_at
+        assert 0 <= age.total_seconds() < 600
+        ignore = {"S_BKDSUB", "DBKG_VER", "HISTORY", "", "FILENAME", "DATE"}
         assert {k: ha[k] for k in ha if k not in ignore} == \
             {k: hb[k] for k in hb if k not in ignore}
 

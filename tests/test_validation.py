@@ -145,26 +145,31 @@ def case_truncated_in_last_table(mk, out):
         r"tail_rate\.fits: truncated"
 
 
-def _drop(ext):
+def _drop(ext, **kwargs):
+    """SCI always, ERR/DQ under compat="jwst-3.0" (jwst 1.13 fills zeros)."""
     def build(mk, out):
         bad = rewrite(_ok(mk), f"no{ext.lower()}_rate.fits", **{ext: None})
-        return lambda t=_ok(mk, 100.0): run_api(t, [bad], out), E.MissingExtensionError, KeyError, \
+        return lambda t=_ok(mk, 100.0): run_api(t, [bad], out, **kwargs), \
+            E.MissingExtensionError, KeyError, \
             rf"no{ext.lower()}_rate\.fits: missing {ext} image extension"
     return build
-
-
-def case_sci_integer(mk, out):
-    """SCI written as int32."""
-    bad = rewrite(_ok(mk), "intsci_rate.fits", SCI=np.full(SHAPE, 10, np.int32))
-    return lambda t=_ok(mk, 100.0): run_api(t, [bad], out), E.DataTypeError, TypeError, \
-        r"intsci_rate\.fits: SCI holds integers \(BITPIX 32\)"
 
 
 def case_dq_float(mk, out):
     """DQ written as float32."""
     bad = rewrite(_ok(mk), "floatdq_rate.fits", DQ=np.zeros(SHAPE, np.float32))
     return lambda b=_ok(mk): run_api(bad, [b], out), E.DataTypeError, TypeError, \
-        r"floatdq_rate\.fits: DQ holds float32 values; it must hold integers"
+        (r"floatdq_rate\.fits: DQ extension \(HDU \d\): stored as BITPIX -32, which astropy "
+         r"decodes to float32 values; DQ must hold integers")
+
+
+def case_dq_scaled(mk, out):
+    """DQ written as int16 with BSCALE 0.5 (astropy gives float32)."""
+    bad = rewrite(_ok(mk), "scaleddq_rate.fits", DQ=np.zeros(SHAPE, np.float32))
+    with fits.open(bad, mode="update") as hdul:
+        hdul["DQ"].scale("int16", bscale=0.5)
+    return lambda b=_ok(mk): run_api(bad, [b], out), E.DataTypeError, TypeError, \
+        r"scaleddq_rate\.fits: DQ extension \(HDU \d\): stored as BITPIX 16, BSCALE 0\.5"
 
 
 def case_sci_4d(mk, out):
@@ -286,9 +291,9 @@ ERROR_CASES = {
     "truncated-sci": case_truncated_in_sci,
     "truncated-last-table": case_truncated_in_last_table,
     "missing-sci": _drop("SCI"),
-    "missing-err": _drop("ERR"),
-    "missing-dq": _drop("DQ"),
-    "sci-integer": case_sci_integer,
+    "missing-err-jwst30": _drop("ERR", compat="jwst-3.0"),
+    "missing-dq-jwst30": _drop("DQ", compat="jwst-3.0"),
+    "dq-scaled": case_dq_scaled,
     "dq-float": case_dq_float,
     "sci-4d": case_sci_4d,
     "err-shape": case_err_shape,
@@ -454,10 +459,10 @@ def test_findings_are_collected_and_attached(mk):
     """Every problem is listed; the raised error carries them all, first one raised."""
     t = _ok(mk, 100.0)
     missing = mk.folder / "gone_rate.fits"
-    bad_type = rewrite(_ok(mk), "intsci_rate.fits", SCI=np.ones(SHAPE, np.int16))
+    bad_type = rewrite(_ok(mk), "floatdq_rate.fits", DQ=np.ones(SHAPE, np.float32))
     findings = validate_exposures(t, [missing, bad_type])
     assert [f.severity for f in findings] == ["error", "error"]
-    assert "gone_rate.fits" in str(findings[0]) and "intsci_rate.fits" in str(findings[1])
+    assert "gone_rate.fits" in str(findings[0]) and "floatdq_rate.fits" in str(findings[1])
     with pytest.raises(FileNotFoundError) as info:
         enforce(findings)
     assert info.value.findings == findings

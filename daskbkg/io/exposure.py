@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingExtensionError
-from .fitsarray import FitsArray
+import numpy as np
+
+from ..errors import DataTypeError, MissingExtensionError
+from .asdfmeta import TREE_PATHS, tree_keywords
+from .fitsarray import ConstantArray, FitsArray
 from .layout import FitsLayout, scan_fits
 
 __all__ = ["ExposureMeta", "Exposure", "read_exposure", "as_exposure"]
@@ -21,7 +24,8 @@ WFSS_TYPES = ("NIS_WFSS", "NRC_WFSS")
 class ExposureMeta:
     """Keywords of an exposure that the algorithm uses.
 
-    Window keywords are ``None`` when absent from the PRIMARY header.
+    Window keywords are ``None`` when absent from the PRIMARY header and from the ASDF
+    metadata tree (which the reference's data models read too).
     """
 
     exp_type: str | None
@@ -84,14 +88,20 @@ class Exposure:
     meta : ExposureMeta
         Keywords used by the algorithm.
     sci, err, dq : FitsArray
-        Lazy readers of the three image extensions (native float32/float32/uint32).
+        Lazy readers of the three image extensions, decoded and cast to float32, float32
+        and uint32 as the reference's data models do (whatever the file's storage). An
+        absent ERR or DQ is a :class:`ConstantArray` of zeros (jwst 1.13's default).
+    missing : tuple of str
+        ``"ERR"`` and/or ``"DQ"`` when the file lacks them (the caller decides, per
+        compatibility preset, whether that is accepted).
     """
 
     layout: FitsLayout
     meta: ExposureMeta
     sci: FitsArray
-    err: FitsArray
-    dq: FitsArray
+    err: FitsArray | ConstantArray
+    dq: FitsArray | ConstantArray
+    missing: tuple[str, ...] = ()
 
     @property
     def path(self) -> str:
@@ -119,10 +129,48 @@ class Exposure:
         return (self.layout.path, self.layout.size, self.layout.mtime_ns)
 
 
+#: dtypes of the arrays as the reference's data models hold them.
+WORKING_DTYPES = {"SCI": "float32", "ERR": "float32", "DQ": "uint32"}
+
+
+def check_storage(path: str, hdu: Any, dtype: str) -> None:
+    """Refuse an image HDU whose stored numbers cannot become ``dtype`` exactly as in the reference.
+
+    Floating-point arrays accept every FITS storage. An integer array (DQ) needs values
+    that astropy decodes to integers: floating-point or scaled storage gives floats
+    (NaN for BLANK) whose cast to an integer type is not defined.
+
+    Raises
+    ------
+    DataTypeError
+        One line naming the file, the extension and the reason.
+    """
+    enc = hdu.encoding
+    where = f"{path}: {hdu.name} extension (HDU {hdu.index})"
+    if not enc.supported:
+        raise DataTypeError(f"{where}: BITPIX {enc.bitpix} is not a FITS data type")
+    if np.dtype(dtype).kind in "iu" and enc.value_dtype.kind not in "iu":
+        raise DataTypeError(
+            f"{where}: stored as {enc.describe()}, which astropy decodes to "
+            f"{enc.value_dtype} values; {hdu.name} must hold integers (the cast to {dtype} "
+            "is not defined for NaN or fractions), e.g. BITPIX 32 with BZERO 2147483648")
+
+
+def _keywords(layout: FitsLayout) -> dict:
+    """PRIMARY keywords the step uses; ones the header lacks come from the ASDF tree."""
+    header = layout.primary_header
+    values = {key: header.get(key) for key in TREE_PATHS}
+    for key, value in tree_keywords(layout).items():
+        if values.get(key) is None:
+            values[key] = value
+    return values
+
+
 def read_exposure(path: str | os.PathLike) -> Exposure:
     """Open an exposure: parse its headers and build lazy SCI/ERR/DQ readers.
 
-    No pixel is read. The arrays must be 2-D or 3-D and share one shape.
+    No pixel is read. The arrays must be 2-D or 3-D and share one shape. An absent ERR
+    or DQ becomes zeros and is listed in ``Exposure.missing``.
 
     Parameters
     ----------
@@ -138,37 +186,47 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
     InputFileNotFoundError, NotFitsError
         The file is missing or not FITS.
     MissingExtensionError
-        SCI, ERR or DQ is absent (or not an image).
+        SCI is absent (or not an image).
+    DataTypeError
+        DQ is stored as floating-point or scaled values, or BITPIX is invalid.
     GeometryError
         The arrays are not 2-D/3-D or their shapes differ.
     """
     from ..errors import GeometryError
 
     layout: FitsLayout = scan_fits(path)
-    arrays: dict[str, FitsArray] = {}
-    for name in ("SCI", "ERR", "DQ"):
+    arrays: dict[str, Any] = {}
+    missing: list[str] = []
+    for name, dtype in WORKING_DTYPES.items():
+        hdu = layout.find(name)
+        if hdu is not None and hdu.is_image and hdu.shape:
+            check_storage(layout.path, hdu, dtype)
         try:
-            arrays[name] = layout.array(name)
+            arrays[name] = layout.array(name, dtype=dtype)
         except KeyError:
-            raise MissingExtensionError(
-                f"{layout.path}: missing {name} image extension"
-            ) from None
+            if name == "SCI":
+                raise MissingExtensionError(
+                    f"{layout.path}: missing {name} image extension") from None
+            missing.append(name)
     shape = arrays["SCI"].shape
     if len(shape) not in (2, 3):
         raise GeometryError(f"{layout.path}: SCI must be 2-D or 3-D, not {len(shape)}-D")
+    for name in missing:
+        arrays[name] = ConstantArray(shape, WORKING_DTYPES[name], 0)
     for name in ("ERR", "DQ"):
         if arrays[name].shape != shape:
             raise GeometryError(
                 f"{layout.path}: {name} shape {arrays[name].shape} differs from SCI shape {shape}"
             )
-    meta = ExposureMeta.from_header(layout.primary_keywords)
+    meta = ExposureMeta.from_header(_keywords(layout))
     if len(shape) == 3 and meta.nints is not None and meta.nints != shape[0]:
         warnings.warn(
             f"{layout.path}: NINTS={meta.nints} but the SCI cube has {shape[0]} integrations; "
             "using the array",
             stacklevel=2,
         )
-    return Exposure(layout=layout, meta=meta, sci=arrays["SCI"], err=arrays["ERR"], dq=arrays["DQ"])
+    return Exposure(layout=layout, meta=meta, sci=arrays["SCI"], err=arrays["ERR"],
+                    dq=arrays["DQ"], missing=tuple(missing))
 
 
 def as_exposure(item: "Exposure | str | os.PathLike") -> Exposure:

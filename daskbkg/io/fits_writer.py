@@ -5,31 +5,39 @@ variable ``DASKBKG_FSYNC=1`` to also flush each file to stable storage before th
 (protection against a machine crash, at the cost of waiting for the disk).
 
 The file is laid out first (headers written, data areas reserved), then every lazy array
-is stored tile by tile with positional writes (``os.pwrite``), so no array is ever held
-whole in memory and tiles may be written in any order, from threads or processes. The
-file is written under a temporary name in the destination folder and renamed into place
-only when complete; on any failure the temporary file is removed.
+is stored tile by tile with positional writes (:func:`~daskbkg.io.positional.write_at`),
+so no array is ever held whole in memory and tiles may be written in any order, from
+threads or processes. The file is written under a temporary name in the destination
+folder and renamed into place only when complete; on any failure the temporary file is
+removed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
-import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from .source import open_input
+from .positional import write_at
+from .source import open_decoded, replace, temp_name
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
-           "disk_full_error"]
+           "disk_full_error", "FLIPPED_BZERO"]
 
 BLOCK = 2880
-_ENCODINGS = {"float32": (-32, ">f4"), "uint32": (32, ">u4"), "int32": (32, ">i4"),
-              "float64": (-64, ">f8")}
+#: Storage of each array kind: (BITPIX, big-endian dtype of the stored bytes).
+_ENCODINGS = {"float32": (-32, ">f4"), "float64": (-64, ">f8"), "uint8": (8, ">u1"),
+              "int16": (16, ">i2"), "int32": (32, ">i4"), "int64": (64, ">i8"),
+              "int8": (8, ">u1"), "uint16": (16, ">u2"), "uint32": (32, ">u4"),
+              "uint64": (64, ">u8")}
+#: BZERO of the kinds stored with the sign bit flipped (FITS pseudo-unsigned integers).
+FLIPPED_BZERO = {"int8": -128, "uint16": 2**15, "uint32": 2**31, "uint64": 2**63}
 
 
 def _padded(n: int) -> int:
@@ -38,13 +46,18 @@ def _padded(n: int) -> int:
 
 @dataclass(frozen=True)
 class CopiedHdu:
-    """An HDU copied from an existing file: data bytes verbatim, header verbatim or replaced."""
+    """An HDU copied from an existing file: data bytes verbatim, header verbatim or replaced.
+
+    ``data_size`` (the unpadded size) lets a file whose last HDU lacks its final padding
+    be copied: the bytes present are copied and the block is completed with zeros.
+    """
 
     src_path: str
     header_offset: int
     data_offset: int
     data_span: int
     header: Any = None  # raw bytes (or astropy Header) to write instead of the original
+    data_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,13 +66,12 @@ class ArrayHdu:
 
     header: Any  # raw header bytes (or astropy Header) matching the data
     data: Any  # dask or NumPy array; None for a header-only HDU
-    kind: str  # "float32", "uint32" (stored with BZERO 2**31), "int32", "float64"
+    kind: str  # a key of _ENCODINGS, e.g. "float32", "uint32" (stored with BZERO 2**31)
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:
     """Hidden temporary name next to ``path`` (same folder, hence same filesystem)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    return temp_name(path)
 
 
 #: errno values meaning "no space left" (full disk or exhausted quota).
@@ -109,8 +121,10 @@ class RegionWriter:
         value = np.asarray(value)
         block = value.reshape(tuple(s.stop - s.start for s in slices))
         disk = np.dtype(_ENCODINGS[self.kind][1])
-        if self.kind == "uint32":
-            encoded = (block.astype(np.uint32) ^ np.uint32(0x80000000)).astype(disk)
+        if self.kind in FLIPPED_BZERO:
+            bits = np.dtype(f"u{disk.itemsize}")
+            flipped = block.astype(self.kind).view(bits) ^ bits.type(1 << (8 * disk.itemsize - 1))
+            encoded = flipped.astype(disk)
         else:
             encoded = block.astype(disk)
         itemsize = disk.itemsize
@@ -121,17 +135,14 @@ class RegionWriter:
         while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
             split -= 1
         lead = encoded.shape[:split]
-        fd = os.open(self.path, os.O_WRONLY)
+        fd = os.open(self.path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         try:
             for index in np.ndindex(*lead) if lead else [()]:
                 offset = self.data_offset + slices[split].start * strides[split]
                 for axis, i in enumerate(index):
                     offset += (slices[axis].start + i) * strides[axis]
                 chunk = np.ascontiguousarray(encoded[index]).view(np.uint8).reshape(-1)
-                view = memoryview(chunk)
-                done = 0
-                while done < len(view):
-                    done += os.pwrite(fd, view[done:], offset + done)
+                write_at(fd, chunk, offset)
         except OSError as exc:
             full = disk_full_error(exc, self.final_path or self.path)
             if full is None:
@@ -145,7 +156,11 @@ def _header_bytes(header: Any) -> bytes:
     """Raw header bytes (given as bytes, or as an astropy Header to serialise)."""
     if isinstance(header, (bytes, bytearray)):
         return bytes(header)
-    return header.tostring().encode("ascii")
+    with warnings.catch_warnings():
+        # A long value (a file name, a version) shortens its card's comment; astropy
+        # says so, but no value is lost.
+        warnings.filterwarnings("ignore", "Card is too long")
+        return header.tostring().encode("ascii")
 
 
 def _copy_bytes(src, dst, offset: int, size: int) -> None:
@@ -157,6 +172,29 @@ def _copy_bytes(src, dst, offset: int, size: int) -> None:
             raise OSError(f"{src.name}: unexpected end of file while copying an HDU")
         dst.write(data)
         remaining -= len(data)
+
+
+def _stamped(hdus: list, name: str) -> list:
+    """``hdus`` with FILENAME and DATE set in a PRIMARY header given as an astropy Header."""
+    first = hdus[0] if hdus else None
+    header = getattr(first, "header", None)
+    if header is not None and not isinstance(header, (bytes, bytearray)):
+        from .headers import stamp_primary
+
+        hdus[0] = dataclasses.replace(first, header=stamp_primary(header, name))
+    return hdus
+
+
+def _copy_data(src, dst, hdu: CopiedHdu) -> None:
+    """Copy the data of ``hdu`` with its padding; a missing final padding becomes zeros."""
+    if hdu.data_size is None:
+        _copy_bytes(src, dst, hdu.data_offset, hdu.data_span)
+        return
+    _copy_bytes(src, dst, hdu.data_offset, hdu.data_size)
+    pad = hdu.data_span - hdu.data_size
+    src.seek(hdu.data_offset + hdu.data_size)
+    tail = src.read(pad)
+    dst.write(tail + b"\0" * (pad - len(tail)))
 
 
 def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
@@ -177,18 +215,19 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
         Passed to ``dask.array.store`` (e.g. ``scheduler=``).
     """
     path = Path(path)
+    hdus = _stamped(list(hdus), path.name)
     tmp = temp_path_for(path)
     pending: list[tuple[Any, RegionWriter]] = []
     try:
         with open(tmp, "wb") as out:
             for hdu in hdus:
                 if isinstance(hdu, CopiedHdu):
-                    with open_input(hdu.src_path) as src:
+                    with open_decoded(hdu.src_path) as src:
                         if hdu.header is None:
                             _copy_bytes(src, out, hdu.header_offset, hdu.data_offset - hdu.header_offset)
                         else:
                             out.write(_header_bytes(hdu.header))
-                        _copy_bytes(src, out, hdu.data_offset, hdu.data_span)
+                        _copy_data(src, out, hdu)
                     continue
                 out.write(_header_bytes(hdu.header))
                 if hdu.data is None:
@@ -210,12 +249,13 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
     def finalize() -> Path:
         try:
             if os.environ.get("DASKBKG_FSYNC", "0") not in ("", "0"):
-                fd = os.open(tmp, os.O_RDONLY)
+                # Windows flushes only descriptors open for writing.
+                fd = os.open(tmp, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-            os.replace(tmp, path)
+            replace(tmp, path)
         except OSError as exc:
             full = disk_full_error(exc, path)
             if full is None:

@@ -2,12 +2,13 @@
 
 A :class:`FitsArray` stores only the path, the byte offset of the data, the shape and the
 on-disk encoding. Indexing it reads exactly the requested region with positional reads
-(``os.pread``, which releases the GIL) from a per-process cache of open file descriptors,
-and returns a native-endian NumPy array. JWST DQ arrays (uint32 stored as int32 with
-``BZERO = 2**31``) are decoded by flipping the sign bit, which is exact.
+(:mod:`daskbkg.io.positional`, which releases the GIL) from a per-process cache of open
+file descriptors, and returns a native-endian NumPy array of the working dtype. JWST DQ
+arrays (uint32 stored as int32 with ``BZERO = 2**31``) are decoded by flipping the sign
+bit, which is exact; every other storage is decoded by :mod:`daskbkg.io.encoding`.
 
-HDUs that cannot be read this way (tile-compressed images, unusual scaling) fall back to
-astropy's ``section`` access, also through a per-process cache.
+HDUs that cannot be read this way (tile-compressed images) are read through astropy's
+``section`` access, also through a per-process cache.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FitsArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
+from .encoding import Encoding, convert
+from .positional import read_at
+
+__all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
 
 _MAX_OPEN = 128
 _lock = threading.Lock()
 _fds: "OrderedDict[tuple[str, int, float], int]" = OrderedDict()
-_hduls: "OrderedDict[str, Any]" = OrderedDict()
+_hduls: "OrderedDict[str, tuple]" = OrderedDict()  # path -> (HDUList, stream)
 
 
 def _cached_fd(path: str, size: int, mtime_ns: int) -> int:
@@ -37,7 +41,7 @@ def _cached_fd(path: str, size: int, mtime_ns: int) -> int:
         if fd is not None:
             _fds.move_to_end(key)
             return fd
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         st = os.fstat(fd)
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             os.close(fd)
@@ -53,15 +57,26 @@ def _cached_hdulist(path: str):
     """Return an astropy HDUList for the fallback reader, opened once per process."""
     from astropy.io import fits
 
+    from .source import open_decoded
+
     with _lock:
-        hdul = _hduls.get(path)
-        if hdul is None:
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=True)
-            _hduls[path] = hdul
+        entry = _hduls.get(path)
+        if entry is None:
+            # Local file or URL, plain or gzip: astropy reads the decoded stream.
+            stream = open_decoded(path)
+            entry = (fits.open(stream, memmap=False, lazy_load_hdus=True), stream)
+            _hduls[path] = entry
             while len(_hduls) > 16:
                 _, old = _hduls.popitem(last=False)
-                old.close()
-        return hdul
+                _close(old)
+        return entry[0]
+
+
+def _close(entry: tuple) -> None:
+    """Close a cached HDU list and the stream under it."""
+    hdul, stream = entry
+    hdul.close()
+    stream.close()
 
 
 def close_cached_files() -> None:
@@ -73,8 +88,8 @@ def close_cached_files() -> None:
             except OSError:
                 pass
         _fds.clear()
-        for hdul in _hduls.values():
-            hdul.close()
+        for entry in _hduls.values():
+            _close(entry)
         _hduls.clear()
 
 
@@ -133,47 +148,81 @@ class LazyArrayBase:
 
 
 @dataclass(frozen=True)
+class ConstantArray(LazyArrayBase):
+    """A lazy array holding one value everywhere (an extension the file lacks).
+
+    jwst 1.13's data models give an absent ERR or DQ its schema default (0) in the
+    shape of SCI; this array stands for it without reading or allocating anything.
+    """
+
+    shape: tuple[int, ...]
+    dtype_name: str
+    value: float = 0
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        slices, drop = normalize_key(key, self.shape)
+        shape = tuple(s.stop - s.start for s in slices)
+        shape = tuple(n for i, n in enumerate(shape) if i not in drop)
+        return np.full(shape, self.value, dtype=self.dtype)
+
+    def read_into(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
+        """Fill ``out`` (the region ``slices``) with the value."""
+        out.fill(self.value)
+
+
+@dataclass(frozen=True)
 class FitsArray(LazyArrayBase):
-    """Lazy, picklable view of one FITS image HDU.
+    """Lazy, picklable view of one FITS image HDU, decoded to a working dtype.
 
     Parameters
     ----------
     path : str
         Absolute path of the FITS file.
     hdu_index : int
-        Position of the HDU in the file (used by the fallback reader).
+        Position of the HDU in the file (used by the astropy reader).
     data_offset : int
         Byte offset of the first data byte.
     shape : tuple of int
         Array shape in NumPy order.
-    disk_dtype : str
-        On-disk dtype (big-endian), e.g. ``">f4"`` or ``">i4"``.
-    dtype : str
+    dtype_name : str
         Native dtype of the values returned (e.g. ``"float32"``, ``"uint32"``).
-    bzero_flip : bool
-        The data are uint32 stored as int32 with ``BZERO = 2**31``.
+    encoding : Encoding
+        How the values are stored (BITPIX and scaling keywords).
     direct : bool
-        Positional reads are possible; otherwise astropy's ``section`` is used.
+        Positional reads are possible; otherwise astropy's ``section`` is used
+        (tile-compressed HDUs, compressed files).
     size, mtime_ns : int
         File size and modification time seen when the file was scanned; a read from a
         file that changed since raises ``OSError``.
+    extname : str
+        Name of the extension, for messages.
+
+    Notes
+    -----
+    Values are decoded as astropy decodes them and cast to ``dtype_name`` as the
+    reference's data models cast them (:mod:`daskbkg.io.encoding`).
     """
 
     path: str
     hdu_index: int
     data_offset: int
     shape: tuple[int, ...]
-    disk_dtype: str
     dtype_name: str
-    bzero_flip: bool
+    encoding: Encoding
     direct: bool
     size: int
     mtime_ns: int
+    extname: str = ""
 
     @property
     def nbytes(self) -> int:
         """Size of the whole array in memory."""
         return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def where(self) -> str:
+        """``<file>: <EXTNAME> extension (HDU n)``, for messages."""
+        return f"{self.path}: {self.extname or 'HDU'} extension (HDU {self.hdu_index})"
 
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, drop = normalize_key(key, self.shape)
@@ -190,22 +239,28 @@ class FitsArray(LazyArrayBase):
     def read_into(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
         """Read the region ``slices`` (step-1 slices, one per axis) into ``out``.
 
-        ``out`` has the region's shape and this array's dtype (it may be a view into a
-        larger buffer). Values are decoded (byte order, BZERO) while copying.
+        ``out`` has the region's shape and any dtype (it may be a view into a larger
+        buffer). The stored values are decoded and cast to ``out.dtype`` as the reference
+        does; the result never depends on how the file stores them.
         """
         if not self.direct:
-            out[...] = self._read_section(slices)
+            convert(self._read_section(slices), out, self.where)
             return
-        if out.flags.c_contiguous and out.dtype.isnative:
+        enc = self.encoding
+        mode = enc.mode
+        if (mode in ("plain", "flip") and out.dtype == enc.value_dtype
+                and out.flags.c_contiguous and out.dtype.isnative):
             # Read the big-endian bytes straight into ``out`` and decode them in place:
             # one pass over fresh memory instead of two.
-            raw = out.view(np.dtype(self.disk_dtype if not self.bzero_flip else ">u4"))
+            disk = enc.disk_dtype
+            raw = out.view(disk if mode == "plain" else np.dtype(f">u{disk.itemsize}"))
             self._read_raw(slices, raw)
             raw.byteswap(inplace=True)
-        else:
-            np.copyto(out, self._read_raw(slices), casting="unsafe")
-        if self.bzero_flip:
-            out ^= np.uint32(0x80000000)
+            if mode == "flip":
+                unsigned = out.view(f"=u{disk.itemsize}")
+                unsigned ^= unsigned.dtype.type(1 << (8 * disk.itemsize - 1))
+            return
+        convert(enc.decode(self._read_raw(slices)), out, self.where)
 
     # -- readers ---------------------------------------------------------------------
     def _read_raw(self, slices: tuple[slice, ...], raw: np.ndarray | None = None) -> np.ndarray:
@@ -215,9 +270,7 @@ class FitsArray(LazyArrayBase):
         bytes are read into it.
         """
         out_shape = tuple(s.stop - s.start for s in slices)
-        disk = np.dtype(self.disk_dtype)
-        if self.bzero_flip:
-            disk = np.dtype(">u4")
+        disk = self.encoding.disk_dtype
         if raw is None:
             raw = np.empty(out_shape, dtype=disk)
         if raw.size == 0:
@@ -251,16 +304,9 @@ class FitsArray(LazyArrayBase):
     def _read_section(self, slices: tuple[slice, ...]) -> np.ndarray:
         hdul = _cached_hdulist(self.path)
         with _lock:
-            data = hdul[self.hdu_index].section[slices]
-        return np.ascontiguousarray(data).astype(self.dtype)
+            return np.asarray(hdul[self.hdu_index].section[slices])
 
 
 def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
-    """Fill ``target`` (a uint8 view) with bytes from ``fd`` at ``offset``."""
-    view = memoryview(target)
-    got = 0
-    while got < len(view):
-        n = os.preadv(fd, [view[got:]], offset + got)
-        if n == 0:
-            raise OSError(f"{path}: unexpected end of file (truncated FITS data)")
-        got += n
+    """Fill ``target`` (a uint8 view) with bytes of ``fd`` at ``offset`` (one hook for tests)."""
+    read_at(fd, target, offset, path)

@@ -1,19 +1,23 @@
 """Where input bytes come from: local files (positional reads) or fsspec URLs.
 
-Local paths are read with ``os.pread`` on descriptors cached per process. Any other
-URL (``s3://``, ``memory://``, ``file://``, ...) is read with byte-range requests through
-fsspec; storage options come from fsspec's configuration (for example the environment
-variable ``FSSPEC_S3_ENDPOINT_URL``), so workers need no extra arguments.
+Local paths are read with positional reads (:mod:`daskbkg.io.positional`) on descriptors
+cached per process. Any other URL (``s3://``, ``memory://``, ``file://``, ...) is read with
+byte-range requests through fsspec; storage options come from fsspec's configuration (for
+example the environment variable ``FSSPEC_S3_ENDPOINT_URL``), so workers need no extra
+arguments.
 """
 
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["InputStat", "is_url", "stat_input", "read_range", "open_input", "join", "makedirs",
-           "remove_tree", "read_text", "write_text", "total_size"]
+           "remove_tree", "read_text", "write_text", "temp_name", "replace", "total_size",
+           "open_decoded"]
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -80,6 +84,25 @@ def open_input(path: str, mode: str = "rb"):
     return fsspec.open(path, mode).open()
 
 
+def open_decoded(path: str):
+    """Open an input for reading its FITS stream: gzip files are decompressed on the fly.
+
+    Offsets given by astropy for a gzip file are positions in the decompressed stream;
+    ``seek`` on the returned object accepts them (forward seeks decompress and discard,
+    so nothing larger than a read is held in memory).
+    """
+    import gzip
+
+    f = open_input(path)
+    magic = f.read(2)
+    f.seek(0)
+    if magic == b"\x1f\x8b":
+        stream = gzip.GzipFile(fileobj=f, mode="rb")
+        stream.myfileobj = f  # GzipFile closes ``myfileobj`` when it is closed
+        return stream
+    return f
+
+
 def join(base: str | os.PathLike, name: str) -> str | Path:
     """``base/name`` for a local folder (a Path) or a URL prefix (a string)."""
     if is_url(base):
@@ -125,9 +148,39 @@ def write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text.encode())
         return
     local = Path(_local(text_path))
-    tmp = local.with_name(f".{local.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, local)
+    tmp = temp_name(local)
+    try:
+        tmp.write_bytes(text.encode())
+        replace(tmp, local)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def temp_name(path: str | os.PathLike) -> Path:
+    """A hidden temporary name next to ``path`` that no other writer can pick.
+
+    The name holds the process id and a random UUID, so concurrent writers of the same
+    file (threads, processes, machines sharing a folder) never share a temporary file.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+
+
+def replace(src: str | os.PathLike, dst: str | os.PathLike, attempts: int = 50) -> None:
+    """``os.replace`` that retries while Windows reports the destination as in use.
+
+    On POSIX the rename is atomic and never fails for that reason; on Windows a reader
+    holding ``dst`` open makes it fail with ``PermissionError`` for a moment.
+    """
+    for attempt in range(attempts):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 def total_size(path: str | os.PathLike) -> int | None:
