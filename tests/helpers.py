@@ -28,6 +28,7 @@ __all__ = [
     "listing",
     "assert_bits_equal",
     "same_outputs",
+    "comparable_bytes",
 ]
 
 _counter = itertools.count()
@@ -103,7 +104,7 @@ def listing(folder: os.PathLike | str) -> list[str]:
 _DATE_CARD = re.compile(rb"DATE    = '[^']*'")
 
 
-def _comparable(data: bytes) -> bytes:
+def comparable_bytes(data: bytes) -> bytes:
     """File bytes with the value of any ``DATE`` card blanked (the time of writing)."""
     return _DATE_CARD.sub(b"DATE    = ''", data)
 
@@ -118,7 +119,7 @@ def same_outputs(folder_a: os.PathLike | str, folder_b: os.PathLike | str) -> li
     for name in names:
         a = (Path(folder_a) / name).read_bytes()
         b = (Path(folder_b) / name).read_bytes()
-        assert _comparable(a) == _comparable(b), f"{name} differs"
+        assert comparable_bytes(a) == comparable_bytes(b), f"{name} differs"
     return names
 
 

@@ -22,7 +22,7 @@ from daskbkg.cli import main
 from daskbkg.datasets import make_dataset
 from tests.cluster import dask_cluster
 from tests.cluster import wait_for as _wait_for
-from tests.helpers import listing
+from tests.helpers import comparable_bytes, listing
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,8 @@ def cluster(tmp_path):
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {name: (folder / name).read_bytes() for name in listing(folder)}
+    """Every output's bytes, the DATE card (time of writing) blanked."""
+    return {name: comparable_bytes((folder / name).read_bytes()) for name in listing(folder)}
 
 
 def test_cli_campaign_on_scheduler_matches_threads(cluster, tmp_path):
