@@ -176,4 +176,27 @@ def exposure_from_datamodel(model: Any, name: str | None = None):
         name = getattr(getattr(model, "meta", None), "filename", None)
     buffer = io.BytesIO()
     model.to_fits(buffer)
-    return _exposure_from_bytes(buffer.getvalue(), str(name or "datamodel.fits"))
+    return _exposure_from_bytes(_with_default_arrays(buffer.getvalue()),
+                                str(name or "datamodel.fits"))
+
+
+def _with_default_arrays(raw: bytes) -> bytes:
+    """Add the ERR and DQ a datamodel leaves out until first use (its defaults: zeros).
+
+    A new model (``ImageModel((ny, nx))``) serialises only the arrays that were set; the
+    reference reads the others as their schema defaults, zero ERR and zero DQ.
+    """
+    from astropy.io import fits
+
+    with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+        names = {hdu.name for hdu in hdul}
+        missing = [n for n in ("ERR", "DQ") if n not in names]
+        if not missing or "SCI" not in names:
+            return raw
+        shape = hdul["SCI"].shape
+        for extname in missing:
+            dtype = np.uint32 if extname == "DQ" else np.float32
+            hdul.append(fits.ImageHDU(np.zeros(shape, dtype=dtype), name=extname))
+        buffer = io.BytesIO()
+        hdul.writeto(buffer)
+    return buffer.getvalue()
