@@ -2,11 +2,17 @@
 
 Loaded with ``-p swap_background_step`` before jwst's own test modules are collected, so
 their ``from jwst.background import BackgroundStep`` gets :class:`PeerBackgroundStep`.
+jwst's top-level conftest asks CRDS for its context (a server) to print a header, so the
+run cuts conftest loading below it and this plugin provides the one fixture the module
+uses from there, ``tmp_cwd``.
 """
 
 from __future__ import annotations
 
+import os
+
 import jwst.background
+import pytest
 
 from daskbkg.step import DaskBackgroundStep
 
@@ -22,6 +28,17 @@ class PeerBackgroundStep(DaskBackgroundStep):
 
 
 jwst.background.BackgroundStep = PeerBackgroundStep
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path):
+    """Run the test inside its own temporary folder."""
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(previous)
 
 
 def pytest_report_header(config):
