@@ -10,6 +10,12 @@ An in-memory exposure is an ordinary :class:`~daskbkg.io.exposure.Exposure`:
   copies of the serialised values, so tasks carry their data with them and run on any
   scheduler (threads, processes, a distributed cluster).
 
+Other image extensions (VAR_POISSON, ...) are read through the ``memory://`` layout, which
+lives in the process that opened the input: a zarr product of an in-memory target, which
+copies those extensions as arrays, is written with a threaded (or in-process
+distributed) scheduler. FITS products copy them in the calling process and work with
+any scheduler.
+
 Datamodels are recognised by duck typing (a ``to_fits`` method and a ``meta``
 attribute): stdatamodels is never imported here. The serialised bytes are dropped from
 the memory file system when the last exposure made from them is garbage collected.
