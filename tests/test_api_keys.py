@@ -29,7 +29,7 @@ def client():
     logger.addHandler(capture)
     try:
         with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                                      dashboard_address=None) as cluster, \
+                                      dashboard_address="127.0.0.1:0") as cluster, \
                 distributed.Client(cluster) as c:
             c.captured = capture.messages
             yield c
