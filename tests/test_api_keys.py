@@ -43,6 +43,8 @@ def test_recomputing_parts_gives_no_run_spec_warning(inputs, client, shape, tmp_
     target = inputs(rng.normal(5, 1, shape).astype(np.float32), dq=2)
     bkgs = [inputs(rng.normal(1, 1, shape).astype(np.float32)) for _ in range(3)]
     result = daskbkg.subtract_background(target, bkgs, chunks=(8, -1))
+    held = result.persist()  # every output stays in the scheduler's memory meanwhile
+    distributed.wait([held.sci, held.combined_background.nbkg])
     whole = result.compute()
     sci = result.sci.compute()
     dq = result.dq.compute()
@@ -50,6 +52,7 @@ def test_recomputing_parts_gives_no_run_spec_warning(inputs, client, shape, tmp_
     result.to_fits(tmp_path / "out.fits", combined_path=tmp_path / "comb.fits")
     again = result.compute()
     assert not [m for m in client.captured if "run_spec" in m], client.captured
+    del held
     reference = result.compute(scheduler="synchronous")
     assert_bits_equal(whole.sci, reference.sci)
     assert_bits_equal(sci, reference.sci)
@@ -84,12 +87,13 @@ def test_every_key_has_one_task_definition_whatever_is_computed(inputs, shape, p
 
 def test_capture_sees_the_warning_without_fusion_units(client):
     """The check above can fail: plain dask arrays recomputed in parts do warn."""
-    import dask
     import dask.array as da
 
     x = da.ones((40, 30), chunks=10)
     y = x + 1
     z = y * 2
-    dask.compute(y, z)
+    held = client.compute([y, z])  # keep both in the scheduler's memory
+    distributed.wait(held)
     z.compute()
     assert any("run_spec" in m for m in client.captured)
+    del held
