@@ -10,8 +10,9 @@ combine_backgrounds
     Lazy sigma-clipped combination of background exposures.
 subtract_wfss_background
     WFSS: scaled background reference image over source-free pixels.
-Campaign
-    Many products in one run: shared backgrounds, resume, per-product outcomes.
+Campaign, RunSettings
+    Many products in one run: every product in flight, shared backgrounds, resume,
+    per-product outcomes; the validated settings of a run.
 read_exposure
     Open a FITS exposure lazily.
 ClipParams, ReferenceCompat, make_compat
@@ -20,11 +21,12 @@ ClipParams, ReferenceCompat, make_compat
 
 from ._version import __version__
 from .api import combine_backgrounds, subtract_background, subtract_wfss_background
-from .campaign import Campaign
+from .campaign import Campaign, CampaignInterrupted, CampaignReport, Outcome
 from .combine import CombinedBackground
 from .io.exposure import Exposure, read_exposure
 from .options import ClipParams, ReferenceCompat, make_compat
 from .result import BackgroundResult, ComputedResult
+from .settings import RunSettings, WfssSettings
 
 __all__ = [
     "__version__",
@@ -40,4 +42,9 @@ __all__ = [
     "subtract_background",
     "subtract_wfss_background",
     "Campaign",
+    "CampaignInterrupted",
+    "CampaignReport",
+    "Outcome",
+    "RunSettings",
+    "WfssSettings",
 ]

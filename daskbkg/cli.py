@@ -12,159 +12,24 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ._version import __version__
-from .options import COMPAT_CHOICES
+from .cli_parser import COMPAT_FLAGS, COMPAT_SWITCHES, build_parser, expand_backgrounds
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("daskbkg")
 
-# Compatibility options offered as --flag CHOICE (the boolean ones are plain switches).
-_COMPAT_FLAGS = {name: choices for name, choices in COMPAT_CHOICES.items()
-                 if name not in ("compat", "wfss_method") and not isinstance(choices[0], bool)}
-_COMPAT_SWITCHES = ("propagate_err", "record_scale_factor", "save_wfss_mask")
-
-
-def _flag(name: str) -> list[str]:
-    """Both spellings of an option: ``--kebab-case`` and ``--snake_case``."""
-    kebab = "--" + name.replace("_", "-")
-    snake = "--" + name
-    return [kebab] if kebab == snake else [kebab, snake]
-
-
-def _output_location(text: str):
-    from .io.source import is_url
-
-    return text if is_url(text) else Path(text)
-
-
-def _maxiters(text: str):
-    if text.lower() == "none":
-        return None
-    return int(text)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(*_flag("output_dir"), "-o", default=".", type=_output_location,
-                   help="folder for the outputs (created if missing; default: current folder); "
-                        "an fsspec URL such as s3://bucket/prefix with --format zarr")
-    p.add_argument("--sigma", type=float, default=3.0,
-                   help="sigma-clip threshold for combining backgrounds (default 3.0)")
-    p.add_argument("--maxiters", type=_maxiters, default=None,
-                   help="maximum clip passes; 'None' or 0 = until converged (default)")
-    p.add_argument(*_flag("save_combined_background"), action="store_true",
-                   help="also write <root>_combinedbackground.fits (SCI, DQ, ERR, NBKG)")
-    p.add_argument("--format", choices=("fits", "zarr"), default="fits",
-                   help="output format (default fits); zarr writes <root>_bkgsub.zarr groups")
-    p.add_argument("--shards", action="store_true",
-                   help="zarr only: store each dask chunk as one shard")
-    p.add_argument("--suffix", default="bkgsub", help="suffix of the main output (default bkgsub)")
-    p.add_argument("--chunks", default=None,
-                   help="tile shape ROWS or ROWS,COLS (default: row strips sized by --memory-limit)")
-    p.add_argument(*_flag("memory_limit"), default=None,
-                   help="working-set budget for tiles in flight, e.g. 512MB (default 128MiB)")
-    p.add_argument("--scheduler", default=None,
-                   help="threads (default), processes, synchronous, a tcp://host:port scheduler "
-                        "address or a scheduler file")
-    p.add_argument("--compat", choices=("jwst-1.13", "jwst-3.0"), default="jwst-1.13",
-                   help="behaviour preset: jwst-1.13 (reference parity, default) or jwst-3.0")
-    for name, choices in _COMPAT_FLAGS.items():
-        p.add_argument(*_flag(name), choices=choices, default=None,
-                       help=f"compatibility switch (default {choices[0]}); see README")
-    p.add_argument(*_flag("propagate_err"), action="store_true", default=None,
-                   help="write sqrt(ERR^2 + ERR_bk^2) as output ERR (not reference behaviour)")
-    p.add_argument(*_flag("record_scale_factor"), action="store_true", default=None,
-                   help="WFSS: write the scale factor as BKGD_SCL in the output header")
-    p.add_argument(*_flag("save_wfss_mask"), action="store_true", default=None,
-                   help="WFSS: append the background mask as a MASK extension")
-    w = p.add_argument_group("WFSS (NRC_WFSS / NIS_WFSS targets)")
-    w.add_argument(*_flag("wfss_bkg_ref"), type=Path, default=None, metavar="REF.fits",
-                   help="background reference image (WFSSBKG: SCI, DQ, DQ_DEF)")
-    w.add_argument("--wavelengthrange", type=Path, default=None, metavar="WR.asdf",
-                   help="WAVELENGTHRANGE reference file (default: R_WAVRAN next to the target)")
-    w.add_argument(*_flag("source_catalog"), type=Path, default=None, metavar="CAT.ecsv",
-                   help="source catalog (default: SCATFILE; an ASN sourcecat member wins)")
-    w.add_argument(*_flag("source_mask"), type=Path, default=None, metavar="MASK.fits",
-                   help="user background mask (MASK extension, nonzero = background) "
-                        "instead of catalog boxes")
-    w.add_argument(*_flag("source_boxes"), type=Path, default=None, metavar="BOXES.ecsv",
-                   help="user box table (label, order, xmin, xmax, ymin, ymax; ECSV or JSON)")
-    w.add_argument(*_flag("wfss_method"), choices=("robust-mean", "weighted"), default=None,
-                   help="scaling estimator (default robust-mean, the reference's)")
-    w.add_argument(*_flag("wfss_mmag_extract"), type=float, default=None,
-                   help="faintest catalog magnitude used for source boxes (strict <)")
-    w.add_argument(*_flag("wfss_maxiter"), type=int, default=5,
-                   help="weighted method: outlier-rejection passes (default 5)")
-    w.add_argument(*_flag("wfss_rms_stop"), type=float, default=0.0,
-                   help="weighted method: percent RMS-improvement stop, 0 = off (default)")
-    w.add_argument(*_flag("wfss_outlier_percent"), type=float, default=1.0,
-                   help="weighted method: percentile clipped at each end per pass (default 1)")
-    w.add_argument(*_flag("save_wfss_boxes"), action="store_true",
-                   help="also write <root>_wfssboxes.ecsv with the source boxes used")
-    p.add_argument(*_flag("no_resume"), action="store_true",
-                   help="redo products whose outputs are already complete (default: skip them)")
-    p.add_argument("--report", default=None,
-                   help="write a JSON report of every product's outcome to this file")
-    p.add_argument("--strict", action="store_true",
-                   help="refuse inputs the reference accepts but that look wrong (duplicated "
-                        "backgrounds, no overlap, NINTS mismatch, ...; see README)")
-    p.add_argument("--quiet", "-q", action="store_true", help="print only errors (no progress)")
-    p.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``daskbkg`` command."""
-    parser = argparse.ArgumentParser(
-        prog="daskbkg",
-        description="JWST background subtraction (the pipeline's background step) as a "
-                    "chunked, parallel dask computation, bit-identical to jwst 1.13.2.",
-        epilog="daskbkg run TARGET --bkg B1 [B2 ...] --output-dir OUT [--sigma 3.0] "
-               "[--maxiters N] [--save-combined-background] [--format fits|zarr] "
-               "[--chunks ROWS[,COLS]] [--memory-limit SIZE] [--scheduler ADDRESS] "
-               "[--compat jwst-1.13|jwst-3.0] [--quiet] [--debug]; "
-               "daskbkg run ASN.json --output-dir OUT processes every product of an "
-               "association. 'daskbkg run --help' explains every option.",
-    )
-    parser.add_argument("--version", action="version", version=f"daskbkg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser(
-        "run", help="background-subtract a target (or every product of an association)",
-        description="Background-subtract TARGET using the --bkg exposures, or process every "
-                    "product of a level-2 association given as ASN.json. Writes "
-                    "OUT/<root>_bkgsub.fits (root = file name without .fits and a trailing "
-                    "step suffix such as _rate, _rateints, _cal, _calints; for associations, "
-                    "the product name).",
-    )
-    run.add_argument("inputs", nargs="+", metavar="TARGET",
-                     help="target exposure (FITS), association (.json), glob pattern or "
-                          "@listfile (one input per line); several inputs make one campaign")
-    run.add_argument(*_flag("bkg"), *_flag("bkg_list"), dest="bkg", nargs="+", default=None,
-                     metavar="BKG", help="background exposures, in summation order")
-    _add_common(run)
-    demo = sub.add_parser("demo", help="generate a small synthetic dataset and process it",
-                          description="Generate a small synthetic NIRCam dataset (targets, "
-                                      "backgrounds, association) and run the background step.")
-    demo.add_argument(*_flag("output_dir"), "-o", default=Path("daskbkg-demo"), type=Path,
-                      help="folder for the dataset and outputs (default ./daskbkg-demo)")
-    demo.add_argument("--quiet", "-q", action="store_true", help="print only errors")
-    demo.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    demo.add_argument("--verbose", "-v", action="store_true", help="print debug log messages")
-    return parser
-
-
 def settings_from_args(args: argparse.Namespace):
-    """Map parsed CLI flags onto :class:`daskbkg.runner.RunSettings` (validated)."""
+    """Map parsed CLI flags onto :class:`daskbkg.settings.RunSettings` (validated)."""
     from .options import ClipParams, make_compat
     from .plan import parse_chunks, parse_memory
-    from .runner import RunSettings, WfssSettings
+    from .settings import RunSettings, WfssSettings
     from .validate import enforce, validate_params
 
     enforce(validate_params(args.sigma, args.maxiters, chunks=args.chunks,
                             memory_limit=args.memory_limit, fmt=args.format), args.strict)
 
-    compat = make_compat(args.compat, **{k: getattr(args, k) for k in _COMPAT_FLAGS},
-                         **{k: getattr(args, k) for k in _COMPAT_SWITCHES})
+    compat = make_compat(args.compat, **{k: getattr(args, k) for k in COMPAT_FLAGS},
+                         **{k: getattr(args, k) for k in COMPAT_SWITCHES})
     wfss = WfssSettings(
         bkg_ref=args.wfss_bkg_ref, wavelengthrange=args.wavelengthrange,
         source_catalog=args.source_catalog, source_mask=args.source_mask,
@@ -196,33 +61,55 @@ def _report(outcomes, quiet: bool) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .campaign import Campaign
+    from .campaign import Campaign, CampaignInterrupted
     from .scheduling import use_scheduler
 
     settings = settings_from_args(args)
-    if args.bkg and all(i.lower().endswith(".json") for i in args.inputs):
+    backgrounds = expand_backgrounds(args.bkg)
+    if backgrounds and all(i.lower().endswith(".json") for i in args.inputs):
         log.warning("--bkg is ignored for associations: backgrounds come from the ASN")
-    if (not args.bkg and args.wfss_bkg_ref is None
-            and not any(i.lower().endswith(".json") or i.startswith("@") for i in args.inputs)):
-        hint = ("" if settings.compat.empty_bkg_list == "skip"
-                else " (use --empty-bkg-list skip to skip instead)")
-        log.warning("no background given: as in the reference, the output SCI is all NaN%s", hint)
-    campaign = Campaign.from_inputs(args.inputs, settings, backgrounds=args.bkg or (),
+    campaign = Campaign.from_inputs(args.inputs, settings, backgrounds=backgrounds,
                                     resume=not args.no_resume, progress=not args.quiet,
                                     raise_errors=args.debug)
+    _check_backgrounds_given(campaign, args)
     report_path = Path(args.report) if args.report else None
-    with use_scheduler(args.scheduler) as compute_kwargs:
-        link = getattr(compute_kwargs["scheduler"], "dashboard_link", None)
-        if not args.quiet and link:
-            print(f"dask dashboard: {link}", file=sys.stderr)
-        from .runner import _prepare_dir
-
-        _prepare_dir(settings)
-        report = campaign.run(compute_kwargs, report_path=report_path)
-    code = _report(report.outcomes, args.quiet)
-    if len(report.outcomes) > 1 and not args.quiet:
+    try:
+        with use_scheduler(args.scheduler) as compute_kwargs:
+            report = campaign.run(compute_kwargs, report_path=report_path)
+    except CampaignInterrupted as stop:
+        report = stop.report
+        if not args.quiet and len(report.outcomes) > 1:
+            print(report.table())
+        kept = sum(o.state in ("done", "skipped") for o in report.outcomes)
+        print(f"daskbkg: interrupted; {kept} of {len(report.outcomes)} products are complete "
+              "and kept, no partial output was kept; run again to finish the rest",
+              file=sys.stderr)
+        return 130
+    if args.quiet:  # nothing was printed while the campaign ran
+        _report(report.outcomes, quiet=True)
+    elif len(report.outcomes) > 1:
         print(report.table())
-    return code
+    return report.exit_code
+
+
+def _check_backgrounds_given(campaign, args: argparse.Namespace) -> None:
+    """Refuse targets without backgrounds unless the empty-list behaviour is asked for.
+
+    The reference turns every SCI pixel into NaN when the list is empty; that is almost
+    always a forgotten ``--bkg``. ``--empty-bkg-list nan`` (the reference) or ``skip``
+    (jwst >= 1.19) says it is meant. WFSS targets (``--wfss-bkg-ref``) need no list.
+    """
+    from .errors import ParameterError
+
+    if args.empty_bkg_list is not None or args.wfss_bkg_ref is not None:
+        return
+    bare = [i for i in campaign.items if i.root is None and not i.error and not i.backgrounds]
+    if bare:
+        more = f" (and {len(bare) - 1} more)" if len(bare) > 1 else ""
+        raise ParameterError(
+            f"{bare[0].name}{more}: no background given; add --bkg B1 [B2 ...] (a WFSS "
+            "target needs --wfss-bkg-ref REF.fits), or --empty-bkg-list nan|skip to accept "
+            "an empty list (nan: all-NaN SCI as in the reference; skip: unchanged copy)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -252,12 +139,27 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, e
     raise KeyboardInterrupt
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Console messages by verbosity; ``--log-file`` also gets one line per product."""
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    log_file = getattr(args, "log_file", None)
+    if log_file:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root = logging.getLogger("daskbkg")
+        root.addHandler(handler)
+        root.setLevel(min(root.getEffectiveLevel(), handler.level))
+        for console in logging.getLogger().handlers:
+            console.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``daskbkg`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.WARNING
-    logging.basicConfig(level=level, format="daskbkg: %(levelname)s: %(message)s")
+    _configure_logging(args)
     import signal
 
     if threading_main():

@@ -7,6 +7,8 @@ ERR, DQ and the number of backgrounds kept, packed in one structured block.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -41,7 +43,11 @@ class CombinedBackground:
     nbkg : dask.array.Array
         int32 number of background values kept by the clip at each pixel.
     key : str
-        Deterministic token: equal keys mean identical images.
+        Deterministic token of this graph (the image and its tiling).
+    image_key : str
+        Token of the image alone: equal image keys mean identical arrays, whatever
+        the tiling (backgrounds by path, size and mtime, parameters, target window
+        and mode).
     backgrounds : tuple of Exposure
         The backgrounds, in summation order.
     overlaps : tuple of bool
@@ -57,11 +63,33 @@ class CombinedBackground:
     overlaps: tuple[bool, ...]
     params: ClipParams
     compat: ReferenceCompat
+    image_key: str = ""
 
     @property
     def arrays(self) -> dict[str, object]:
         """The four arrays by extension name."""
         return {"SCI": self.sci, "ERR": self.err, "DQ": self.dq, "NBKG": self.nbkg}
+
+    def compute_arrays(self, **compute_kwargs) -> dict[str, np.ndarray]:
+        """Compute the four arrays together (one pass over the backgrounds)."""
+        import dask
+
+        values = dask.compute(*self.arrays.values(), **compute_kwargs)
+        return dict(zip(self.arrays.keys(), values))
+
+    def with_arrays(self, arrays: dict[str, np.ndarray]) -> "CombinedBackground":
+        """The same combined background with its values given (computed elsewhere).
+
+        ``arrays`` must be the result of :meth:`compute_arrays` for an equal
+        ``image_key``; the new lazy arrays keep this object's tiling.
+        """
+        import dask.array as da
+
+        lazy = {name: da.from_array(arrays[name], chunks=array.chunks,
+                                    name=f"combined-{name.lower()}-{self.key}")
+                for name, array in self.arrays.items()}
+        return dataclasses.replace(self, sci=lazy["SCI"], err=lazy["ERR"], dq=lazy["DQ"],
+                                   nbkg=lazy["NBKG"])
 
 
 def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_rejected,
@@ -104,6 +132,32 @@ def _field(packed, field: str, key: str):
     return in_unit(out, name, packed, tag)
 
 
+def _read_and_combine(region, *, stacks, **kernel_options):
+    """One tile, one task: read every background's SCI, ERR and DQ there, and combine them.
+
+    Reading and combining in the same task means no stack of samples ever travels
+    between dask workers; only the packed result (16 bytes per pixel) does.
+    """
+    sci, err, dq = (stack[(slice(None),) * (stack.ndim - 2) + region] for stack in stacks)
+    return _combine_block(sci, err, dq, **kernel_options)
+
+
+def _tile_array(kernel, name: str, chunks: tuple[tuple[int, ...], tuple[int, ...]]):
+    """A dask array whose block (i, j) is ``kernel((rows_i, cols_j))`` (no input arrays)."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    row_starts = np.cumsum((0,) + chunks[0])
+    col_starts = np.cumsum((0,) + chunks[1])
+    graph = {
+        (name, i, j): (kernel, (slice(int(row_starts[i]), int(row_starts[i + 1])),
+                                slice(int(col_starts[j]), int(col_starts[j + 1]))))
+        for i in range(len(chunks[0])) for j in range(len(chunks[1]))
+    }
+    layers = HighLevelGraph.from_collections(name, graph, dependencies=())
+    return da.Array(layers, name, chunks=chunks, meta=np.empty((0, 0), dtype=PACKED_DTYPE))
+
+
 def _single_block(blocks):
     """Unwrap the nested one-element lists blockwise passes for contracted axes."""
     while isinstance(blocks, list):
@@ -132,6 +186,7 @@ def build_combined_background(
     *,
     chunks: tuple[int, int] | None = None,
     memory_limit: int | None = None,
+    threads: int | None = None,
 ) -> CombinedBackground:
     """Build the lazy combined background for ``target``.
 
@@ -150,13 +205,15 @@ def build_combined_background(
     compat : ReferenceCompat
         Reference-compatibility switches.
     tiles : TilePlan, optional
-        Tile shape; planned from ``chunks``/``memory_limit`` when omitted.
+        Tile shape; planned from ``chunks``/``memory_limit``/``threads`` when omitted
+        (see :func:`daskbkg.plan.plan_tiles`).
 
     Returns
     -------
     CombinedBackground
     """
     import dask.array as da
+    from dask.array.core import normalize_chunks
     from dask.base import tokenize
 
     target_window: Window = window_for(target.meta, target.shape, target.path)
@@ -173,12 +230,14 @@ def build_combined_background(
     image = tuple(target.shape[-2:])
     nints = plane[0] if len(plane) == 3 else 1
     if tiles is None:
-        tiles = plan_tiles(image, len(backgrounds), nints, chunks=chunks, memory_limit=memory_limit)
+        tiles = plan_tiles(image, len(backgrounds), nints, chunks=chunks,
+                           memory_limit=memory_limit, threads=threads)
     overlaps = tuple(p is not None for p in placements)
-    key = tokenize(
+    image_key = tokenize(
         "daskbkg-combined", [b.identity for b in backgrounds], params, compat,
-        target_window, target.ndim, plane, tiles,
+        target_window, target.ndim, plane,
     )
+    key = tokenize(image_key, tiles)
     image_chunks = tiles.chunks_for(image)
     if not backgrounds:
         # Reference with zero backgrounds: mean over no planes is NaN, ERR 0/0 -> 0, DQ 0.
@@ -188,37 +247,28 @@ def build_combined_background(
             dq=da.zeros(image, dtype=np.uint32, chunks=image_chunks),
             nbkg=da.zeros(image, dtype=np.int32, chunks=image_chunks),
             key=key, backgrounds=(), overlaps=(), params=params, compat=compat,
+            image_key=image_key,
         )
-    stacks = {}
-    stack_chunks = (len(backgrounds),) + tiles.chunks_for(plane)
+    stacks = []
     for ext, (fill, dtype) in _FILLS.items():
         members = [
             PlacedArray(source=getattr(b, ext) if p is not None else None, placement=p,
                         shape=plane, fill=fill, dtype_name=dtype)
             for b, p in zip(backgrounds, placements)
         ]
-        stack = BackgroundStack.of(members, plane, dtype)
-        stacks[ext] = da.from_array(
-            stack, chunks=stack_chunks, name=f"bkgstack-{ext}-{key}",
-            meta=np.empty((0,) * stack.ndim, dtype=dtype), asarray=False, lock=False,
-        )
-    # Blockwise with the stack (and integration) axes contracted but not concatenated:
-    # each is a single chunk, so the kernel gets the read blocks without a copy.
-    stack_index = "ktyx" if len(plane) == 3 else "kyx"
-    packed = da.blockwise(
-        _combine_block, "yx",
-        stacks["sci"], stack_index, stacks["err"], stack_index, stacks["dq"], stack_index,
-        concatenate=False, dtype=PACKED_DTYPE, name=f"bkgcombine-{key}",
-        meta=np.empty((0, 0), dtype=PACKED_DTYPE),
-        overlaps=np.array(overlaps, dtype=bool), sigma=params.sigma,
-        pass_limit=params.pass_limit, rateints=len(plane) == 3,
+        stacks.append(BackgroundStack.of(members, plane, dtype))
+    kernel = functools.partial(
+        _read_and_combine, stacks=tuple(stacks), overlaps=np.array(overlaps, dtype=bool),
+        sigma=params.sigma, pass_limit=params.pass_limit, rateints=len(plane) == 3,
         all_rejected=compat.clip_all_rejected, empty_lane=compat.rateints_empty_lane,
         no_valid=compat.no_valid_background, scale=compat.clip_scale,
     )
+    packed = _tile_array(kernel, f"bkgcombine-{key}", normalize_chunks(image_chunks, image))
     # Reads and kernel form one fusion unit, each output field another (daskbkg._units).
     in_unit(packed, f"bkgcombine-{key}")
     fields = {f: _field(packed, f, key) for f in PACKED_DTYPE.names}
     return CombinedBackground(
-        **fields, key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,
+        **fields, key=key, backgrounds=backgrounds, overlaps=overlaps, params=params,
+        compat=compat, image_key=image_key,
     )
 

@@ -56,19 +56,23 @@ def use_scheduler(spec: str | None = None) -> Iterator[dict]:
     if spec is None or spec in _LOCAL:
         yield {"scheduler": local_scheduler(spec or "threads")}
         return
-    if "://" in spec or os.path.isfile(spec):
-        from distributed import Client
+    if "://" not in spec and not os.path.isfile(spec):
+        if spec.endswith((".json", ".yaml", ".yml")) or os.sep in spec:
+            raise ParameterError(f"{spec}: scheduler file not found (start the scheduler with "
+                                 "'dask scheduler --scheduler-file FILE' first)")
+        raise ParameterError(
+            f"unknown scheduler {spec!r}; use threads, processes, synchronous, a tcp:// "
+            "address or a scheduler file")
+    from distributed import Client
 
-        kwargs = {"address": spec} if "://" in spec else {"scheduler_file": spec}
-        client = Client(**kwargs, set_as_default=False)
-        try:
-            log.info("connected to dask scheduler %s; dashboard: %s", client.scheduler.address,
-                     client.dashboard_link)
-            yield {"scheduler": client}
-        finally:
-            client.close()
-        return
-    raise ParameterError(
-        f"unknown scheduler {spec!r}; use threads, processes, synchronous, a tcp:// address "
-        "or a scheduler file"
-    )
+    kwargs = {"address": spec} if "://" in spec else {"scheduler_file": spec}
+    try:
+        client = Client(**kwargs, set_as_default=False, timeout="30s")
+    except OSError as exc:
+        raise ParameterError(f"{spec}: cannot reach the dask scheduler ({exc})") from None
+    try:
+        log.info("connected to dask scheduler %s; dashboard: %s", client.scheduler.address,
+                 client.dashboard_link)
+        yield {"scheduler": client}
+    finally:
+        client.close()

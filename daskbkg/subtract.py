@@ -144,6 +144,8 @@ def build_product(
     *,
     chunks: tuple[int, int] | None = None,
     memory_limit: int | None = None,
+    threads: int | None = None,
+    shared: object = None,
 ) -> Product:
     """Build the lazy background-subtracted product of one target.
 
@@ -155,8 +157,13 @@ def build_product(
         Backgrounds in summation order (paths are opened in order while checking).
     params : ClipParams
     compat : ReferenceCompat
-    chunks, memory_limit
-        Tile shape or memory budget (see :func:`daskbkg.plan.plan_tiles`).
+    chunks, memory_limit, threads
+        Tile shape, memory budget and tiles computed at once (see
+        :func:`daskbkg.plan.plan_tiles`).
+    shared : optional
+        A combined background computed elsewhere (``image_key`` and ``arrays``, see
+        :class:`daskbkg.campaign.jobs.SharedCombined`); used when its image key equals
+        this target's, instead of combining the backgrounds again.
 
     Returns
     -------
@@ -171,7 +178,7 @@ def build_product(
         updates.update(zip(("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2"), fallback))
     nints = target.shape[0] if target.ndim == 3 else 1
     tiles = plan_tiles(tuple(target.shape[-2:]), len(backgrounds), nints, chunks=chunks,
-                       memory_limit=memory_limit)
+                       memory_limit=memory_limit, threads=threads)
     t_sci, t_err, t_dq = _target_arrays(target, tiles)
 
     def unchanged(reason: str) -> Product:
@@ -192,6 +199,8 @@ def build_product(
         log.warning("%s: %s", target.path, msg)
         notes.append(msg)
     combined = build_combined_background(target, backgrounds, params, compat, tiles)
+    if getattr(shared, "arrays", None) and shared.image_key == combined.image_key:
+        combined = combined.with_arrays(shared.arrays)
     # A cube's planes take the image background by broadcasting (blockwise aligns the
     # trailing axes), with no intermediate ``[None]`` layer that dask could fuse in one
     # computation and not in another.

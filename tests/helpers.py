@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "read_fits",
     "listing",
     "assert_bits_equal",
+    "same_outputs",
 ]
 
 _counter = itertools.count()
@@ -86,13 +88,37 @@ def listing(folder: os.PathLike | str) -> list[str]:
     """Sorted names in ``folder`` (hidden files included).
 
     The campaign's completion-marker folder ``.daskbkg`` is left out; its files are
-    checked separately (no temporary file may remain there either).
+    checked separately: markers (``*.json``) and the outcome manifest only, no temporary
+    file.
     """
     names = sorted(os.listdir(folder))
     if ".daskbkg" in names:
         names.remove(".daskbkg")
-        stray = [n for n in os.listdir(os.path.join(folder, ".daskbkg")) if not n.endswith(".json")]
+        stray = [n for n in os.listdir(os.path.join(folder, ".daskbkg"))
+                 if not n.endswith(".json") and n != "manifest.jsonl"]
         assert not stray, f"stray files in the marker folder: {stray}"
+    return names
+
+
+_DATE_CARD = re.compile(rb"DATE    = '[^']*'")
+
+
+def _comparable(data: bytes) -> bytes:
+    """File bytes with the value of any ``DATE`` card blanked (the time of writing)."""
+    return _DATE_CARD.sub(b"DATE    = ''", data)
+
+
+def same_outputs(folder_a: os.PathLike | str, folder_b: os.PathLike | str) -> list[str]:
+    """Assert two output folders hold the same files, byte for byte but for DATE cards.
+
+    Returns the sorted file names (at least one).
+    """
+    names = listing(folder_a)
+    assert names and listing(folder_b) == names, (names, listing(folder_b))
+    for name in names:
+        a = (Path(folder_a) / name).read_bytes()
+        b = (Path(folder_b) / name).read_bytes()
+        assert _comparable(a) == _comparable(b), f"{name} differs"
     return names
 
 

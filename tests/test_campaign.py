@@ -134,31 +134,37 @@ def test_failure_during_compute_isolated(dataset, tmp_path, monkeypatch):
 
 
 def test_interrupt_leaves_no_partial_output_and_resume_finishes(tmp_path, monkeypatch):
-    """Ctrl-C during the second group: first group kept, nothing partial, rerun completes."""
-    from daskbkg import campaign as campaign_module
+    """Ctrl-C after two products: they are kept, the report has every state, rerun finishes."""
+    from daskbkg.campaign import CampaignInterrupted
+    from daskbkg.campaign.progress import Progress
 
     data_a = make_dataset(tmp_path / "a", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=1)
     data_b = make_dataset(tmp_path / "b", n_targets=2, n_backgrounds=3, frame_shape=(32, 32), seed=2,
                           prefix="jw05678")
     settings = _settings(tmp_path)
     inputs = [str(data_a.asn), str(data_b.asn)]
-    original = campaign_module.Campaign._write_group
-    calls = {"n": 0}
+    original = Progress.update
+    seen = {"n": 0}
 
-    def interrupted(self, group, compute_kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
+    def interrupting(self, outcome):
+        original(self, outcome)
+        seen["n"] += 1
+        if seen["n"] == 2:
             raise KeyboardInterrupt
-        return original(self, group, compute_kwargs)
 
-    monkeypatch.setattr(campaign_module.Campaign, "_write_group", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        Campaign.from_inputs(inputs, settings).run()
+    monkeypatch.setattr(Progress, "update", interrupting)
+    campaign = Campaign.from_inputs(inputs, settings, resume=True)
+    with pytest.raises(CampaignInterrupted) as stopped:
+        campaign.run({"scheduler": "synchronous"}, report_path=tmp_path / "report.json")
+    states = [o.state for o in stopped.value.report.outcomes]
+    assert states == ["done", "done", "not started", "not started"]
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert [p["state"] for p in saved["products"]] == states and saved["interrupted"] is True
     done_first = listing(settings.output_dir)
     assert len(done_first) == 4 and not any(".tmp" in n for n in done_first)
-    monkeypatch.setattr(campaign_module.Campaign, "_write_group", original)
+    monkeypatch.setattr(Progress, "update", original)
     report = Campaign.from_inputs(inputs, settings).run()
-    assert sorted(o.state for o in report.outcomes) == ["done", "done", "skipped", "skipped"]
+    assert [o.state for o in report.outcomes] == ["skipped", "skipped", "done", "done"]
     assert len(listing(settings.output_dir)) == 8
 
 
@@ -218,3 +224,154 @@ def test_cli_schedulers_write_identical_files(dataset, tmp_path, scheduler):
     assert len(names) == 6 and listing(tmp_path / scheduler) == names
     for name in names:
         assert (tmp_path / scheduler / name).read_bytes() == (tmp_path / "threads" / name).read_bytes()
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def test_each_header_scanned_once_per_campaign(tmp_path, monkeypatch):
+    """40 products drawing on 8 shared backgrounds: every file is read once (48 scans)."""
+    from daskbkg.campaign import CampaignItem, jobs
+    from daskbkg.io import exposure as exposure_module
+
+    data = make_dataset(tmp_path / "in", n_targets=40, n_backgrounds=8, frame_shape=(32, 24),
+                        seed=4, write_asn=False)
+    monkeypatch.setattr(jobs, "_cache", type(jobs._cache)())  # a fresh process-wide cache
+    scans: dict[str, int] = {}
+    lock = threading.Lock()
+    original = exposure_module.read_exposure
+
+    def counting(path):
+        with lock:
+            key = os.path.abspath(os.fspath(path))
+            scans[key] = scans.get(key, 0) + 1
+        return original(path)
+
+    monkeypatch.setattr(exposure_module, "read_exposure", counting)
+    bkgs = list(data.backgrounds)
+    items = [CampaignItem(t.name, t, tuple(bkgs[(i + k) % 8] for k in range(4)))
+             for i, t in enumerate(data.targets)]
+    report = Campaign(items, _settings(tmp_path)).run()
+    assert report.ok and len(report.outcomes) == 40
+    assert len(scans) == 48 and set(scans.values()) == {1}, scans
+
+
+def test_failing_product_in_shared_group_costs_no_extra_combination(tmp_path, kernel_calls):
+    """Four products share three backgrounds; one target is corrupt.
+
+    It fails alone with its reason, the three others are written, and the combined
+    background is computed exactly as often as in a clean run: once.
+    """
+    clean = make_dataset(tmp_path / "clean", n_targets=4, n_backgrounds=3, frame_shape=(48, 40),
+                         seed=8)
+    report = Campaign.from_inputs([str(clean.asn)], _settings(tmp_path / "a", chunks=(8, -1))).run()
+    assert report.ok
+    per_campaign = kernel_calls["n"]
+    assert per_campaign == 6  # 48 rows in tiles of 8: one combination
+    broken = make_dataset(tmp_path / "broken", n_targets=4, n_backgrounds=3, frame_shape=(48, 40),
+                          seed=8)
+    bad = Path(broken.targets[1])
+    bad.write_bytes(bad.read_bytes()[:5000])
+    kernel_calls["n"] = 0
+    report = Campaign.from_inputs([str(broken.asn)], _settings(tmp_path / "b", chunks=(8, -1))).run()
+    assert [o.state for o in report.outcomes] == ["done", "failed", "done", "done"]
+    assert report.outcomes[1].code == 2 and bad.name in report.outcomes[1].reason
+    assert kernel_calls["n"] == per_campaign
+
+
+def test_settings_are_validated_and_exported(tmp_path):
+    from daskbkg.errors import ParameterError
+
+    settings = daskbkg.RunSettings(output_dir=tmp_path, chunks=64, memory_limit="256MiB",
+                                   sigma=2.5)
+    assert settings.chunks == (64, -1) and settings.memory_limit == 256 * 2**20
+    assert settings.params == daskbkg.ClipParams(sigma=2.5)
+    for bad in ({"fmt": "ZARR"}, {"chunks": "lots"}, {"memory_limit": "-1"}, {"suffix": ""},
+                {"retries": -1}, {"sigma": 0}):
+        with pytest.raises(ParameterError):
+            daskbkg.RunSettings(output_dir=tmp_path, **bad)
+
+
+def test_report_path_as_string_and_manifest(dataset, tmp_path):
+    """``report_path`` may be a str; the manifest has one line per product."""
+    report_file = str(tmp_path / "report.json")
+    report = Campaign.from_inputs([str(dataset.asn)], _settings(tmp_path)).run(
+        report_path=report_file)
+    saved = json.loads(Path(report_file).read_text())
+    assert saved["counts"] == {"done": 3} and saved["interrupted"] is False
+    lines = (tmp_path / "out" / ".daskbkg" / "manifest.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["name"] for line in lines) == sorted(
+        o.name for o in report.outcomes)
+
+
+def test_internal_error_is_not_bad_input(dataset, tmp_path, monkeypatch, capsys):
+    """A bug in daskbkg: exit code 1, one line saying so, the traceback in the log file."""
+    from daskbkg import subtract
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(subtract, "build_product", broken)
+    log_file = tmp_path / "run.log"
+    code = main(["run", str(dataset.asn), "--output-dir", str(tmp_path / "out"),
+                 "--log-file", str(log_file)])
+    assert code == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("daskbkg: error")]
+    assert len(errors) == 3
+    assert all("internal error (ZeroDivisionError: simulated bug)" in ln for ln in errors)
+    logged = log_file.read_text()
+    assert "Traceback" in logged and "simulated bug" in logged
+
+
+def test_log_file_has_one_line_per_product(dataset, tmp_path):
+    log_file = tmp_path / "run.log"
+    assert main(["run", str(dataset.asn), "--output-dir", str(tmp_path / "out"), "--quiet",
+                 "--log-file", str(log_file)]) == 0
+    lines = [ln for ln in log_file.read_text().splitlines() if "] jw01234" in ln]
+    assert len(lines) == 3 and all(" done (" in ln for ln in lines)
+
+
+def test_url_segmap_member_is_ignored(tmp_path):
+    """An association member given as a URL with role segmap is logged and ignored."""
+    data = make_dataset(tmp_path / "in", n_targets=1, n_backgrounds=2, frame_shape=(32, 32),
+                        seed=6)
+    asn = json.loads(Path(data.asn).read_text())
+    asn["products"][0]["members"].append({"expname": "s3://bucket/segm.fits", "exptype": "segmap"})
+    Path(data.asn).write_text(json.dumps(asn))
+    assert main(["run", str(data.asn), "--output-dir", str(tmp_path / "out"), "--quiet"]) == 0
+
+
+def test_products_print_as_they_finish(dataset, tmp_path, capsys, monkeypatch):
+    """Each product's 'wrote' lines are printed when it finishes, before the next starts."""
+    from daskbkg.campaign import engine, jobs
+
+    printed_since: list[str] = []  # what was printed between two product starts
+    original = jobs.run_product
+
+    def watching(job, *args):
+        printed_since.append(capsys.readouterr().out)
+        return original(job, *args)
+
+    monkeypatch.setattr(engine, "run_product", watching)
+    assert main(["run", str(dataset.asn), "--output-dir", str(tmp_path / "out"),
+                 "--scheduler", "synchronous"]) == 0
+    assert [text.count(": wrote ") for text in printed_since] == [0, 1, 1]
+
+
+def test_wfss_failed_step_is_failed_and_retried(tmp_path):
+    """S_BKDSUB = FAILED (a WFSS estimator failure) is a failed product, redone on resume."""
+    from daskbkg.options import make_compat
+    from daskbkg.settings import WfssSettings
+    from tests.test_wfss_product import mask_file, ref_file, wfss_target
+
+    rng = np.random.default_rng(4)
+    sci = rng.random((20, 30)).astype(np.float32)
+    target = wfss_target(tmp_path, sci, err=0.0)
+    wfss = WfssSettings(bkg_ref=ref_file(tmp_path, np.ones((20, 30))),
+                        source_mask=mask_file(tmp_path, np.ones((20, 30))))
+    settings = RunSettings(output_dir=tmp_path / "out", compat=make_compat("jwst-3.0"), wfss=wfss)
+    for _ in range(2):
+        report = Campaign.from_inputs([str(target)], settings).run()
+        (outcome,) = report.outcomes
+        assert (outcome.state, outcome.status, outcome.code) == ("failed", "FAILED", 1)
+        assert "not finite" in outcome.reason

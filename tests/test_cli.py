@@ -158,10 +158,11 @@ def test_format_zarr(inputs, bkgs, outdir):
 
 
 def test_zero_backgrounds_reference_behaviour(inputs, outdir, caplog):
-    """No background: warning, all-NaN SCI, COMPLETE (reference)."""
+    """No background with ``--empty-bkg-list nan``: warning, all-NaN SCI, COMPLETE (reference)."""
     target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
     with caplog.at_level(logging.WARNING, logger="daskbkg"):
-        assert cli("run", target, "--output-dir", outdir, "--save-combined-background") == 0
+        assert cli("run", target, "--output-dir", outdir, "--save-combined-background",
+                   "--empty-bkg-list", "nan") == 0
     assert any("background" in r.getMessage() for r in caplog.records
                if r.levelno >= logging.WARNING)
     with fits.open(outdir / "x_bkgsub.fits") as hdul:
@@ -386,7 +387,8 @@ def test_subprocess_success_and_warning(inputs, bkgs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert listing(tmp_path / "out") == ["x_bkgsub.fits"]
     assert_product(tmp_path / "out" / "x_bkgsub.fits", expected_of(target, bkgs))
-    empty = _subprocess(["run", target, "--output-dir", "out2"], cwd=tmp_path)
+    empty = _subprocess(["run", target, "--output-dir", "out2", "--empty-bkg-list", "nan"],
+                        cwd=tmp_path)
     assert empty.returncode == 0
     assert "warning" in empty.stderr.lower() and "background" in empty.stderr.lower()
     with fits.open(tmp_path / "out2" / "x_bkgsub.fits") as hdul:
@@ -463,3 +465,88 @@ def test_asn_output_conflict_in_one_product_does_not_stop_others(tmp_path, capsy
     assert len(lines) == 1 and "q_bkgsub.fits" in lines[0]
     assert not [n for n in listing(tmp_path) if n.startswith(".")]
     assert (tmp_path / "p1_bkgsub.fits").exists()
+
+
+# ----------------------------------------------------------------- a CLI that explains itself
+
+
+def _fails(argv, capsys) -> list[str]:
+    """Run the CLI, expect exit 2, return the stderr lines."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["--maxiters", "lots"], "daskbkg: error: --maxiters: invalid value 'lots' (expected an "
+                             "integer, or None)"),
+    (["--format", "jpeg"], "daskbkg: error: --format: invalid choice: 'jpeg' (choose from "
+                           "'fits', 'zarr')"),
+    (["--sigma", "abc"], "daskbkg: error: --sigma: invalid value 'abc' (expected a number)"),
+])
+def test_bad_values_are_two_lines_naming_option_and_value(argv, first, capsys):
+    lines = _fails(["run", "x_rate.fits", *argv], capsys)
+    assert lines == [first, "see 'daskbkg run --help'"]
+
+
+@pytest.mark.parametrize("typo, suggestion", [("--sigmma", "--sigma"),
+                                              ("--bkg-lst", "--bkg-list"),
+                                              ("--output-dri", "--output-dir")])
+def test_option_typos_get_a_suggestion(typo, suggestion, capsys):
+    lines = _fails(["run", "x_rate.fits", typo, "3"], capsys)
+    assert lines == [f"daskbkg: error: unrecognized arguments: {typo} 3",
+                     f"did you mean {suggestion}? (see 'daskbkg --help')"]
+
+
+def test_run_help_is_grouped_each_option_once_with_examples(capsys):
+    text = _help(["run", "--help"], capsys)
+    for group in ("inputs:", "clipping:", "output:", "execution:",
+                  "compatibility (defaults reproduce jwst 1.13.2):",
+                  "WFSS (NRC_WFSS / NIS_WFSS targets):", "examples:"):
+        assert f"\n{group}" in text, group
+    assert text.count("--sigma SIGMA") == 1 and "--output_dir OUT" not in text
+    flat = " ".join(text.split())
+    assert "64 MiB per thread" in flat and "128MiB" not in flat
+
+
+def test_target_without_backgrounds_is_refused(inputs, outdir, capsys):
+    target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
+    assert cli("run", target, "--output-dir", outdir) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        "daskbkg: error: x_rate.fits: no background given; add --bkg B1 [B2 ...] (a WFSS target "
+        "needs --wfss-bkg-ref REF.fits), or --empty-bkg-list nan|skip to accept an empty list "
+        "(nan: all-NaN SCI as in the reference; skip: unchanged copy)"]
+    assert not outdir.exists() or listing(outdir) == []
+
+
+def test_repeated_bkg_appends_and_globs_expand(inputs, bkgs, outdir):
+    """``--bkg a --bkg 'b*'`` gives the same product as the explicit list."""
+    target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
+    pattern = str(inputs.folder / "bkg[12]_rate.fits")
+    assert cli("run", target, "--bkg", bkgs[0], "--bkg", pattern, "--output-dir", outdir) == 0
+    assert_product(outdir / "x_bkgsub.fits", expected_of(target, bkgs))
+
+
+def test_glob_without_match_in_bkg(inputs, outdir, capsys):
+    target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
+    assert cli("run", target, "--bkg", str(inputs.folder / "none*.fits"), "-o", outdir) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert line == f"daskbkg: error: --bkg {inputs.folder / 'none*.fits'}: no file matches this pattern"
+
+
+def test_duplicate_inputs_processed_once(inputs, bkgs, outdir, caplog):
+    target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
+    with caplog.at_level(logging.WARNING, logger="daskbkg"):
+        assert cli("run", target, target, "--bkg", *bkgs, "--output-dir", outdir,
+                   "--report", outdir / "r.json") == 0
+    assert any("given more than once; processed once" in r.getMessage() for r in caplog.records)
+    assert len(json.loads((outdir / "r.json").read_text())["products"]) == 1
+
+
+def test_missing_scheduler_file_is_named(inputs, bkgs, outdir, capsys):
+    target = inputs.const(SHAPE, 100.0, name="x_rate.fits")
+    assert cli("run", target, "--bkg", *bkgs, "-o", outdir, "--scheduler", "sched.json") == 2
+    assert error_lines(capsys.readouterr().err) == [
+        "daskbkg: error: sched.json: scheduler file not found (start the scheduler with "
+        "'dask scheduler --scheduler-file FILE' first)"]

@@ -20,6 +20,8 @@ import pytest
 
 from daskbkg.cli import main
 from daskbkg.datasets import make_dataset
+from tests.cluster import dask_cluster
+from tests.cluster import wait_for as _wait_for
 from tests.helpers import listing
 
 pytestmark = pytest.mark.slow
@@ -27,48 +29,11 @@ pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")
 
 
-def _spawn(args, log):
-    return subprocess.Popen([sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-
-
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 @pytest.fixture()
 def cluster(tmp_path):
     """A scheduler and two single-threaded workers (no nanny), all on loopback."""
-    sched_file = tmp_path / "scheduler.json"
-    log = open(tmp_path / "cluster.log", "w")
-    procs = [_spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                     "--no-dashboard", "--scheduler-file", str(sched_file)], log)]
-    try:
-        _wait_for(sched_file.exists, 60, "the scheduler file")
-        address = json.loads(sched_file.read_text())["address"]
-        for _ in range(2):
-            procs.append(_spawn(["distributed.cli.dask_worker", address, "--nthreads", "1",
-                                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1",
-                                 "--memory-limit", "2GB"], log))
-        with distributed.Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield {"address": address, "procs": procs, "file": sched_file}
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
-        log.close()
+    with dask_cluster(tmp_path, workers=2) as info:
+        yield info
 
 
 def _files(folder: Path) -> dict[str, bytes]:

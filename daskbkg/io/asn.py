@@ -104,7 +104,8 @@ def read_association(path: str | os.PathLike) -> list[AsnProduct]:
             elif role == "sourcecat":
                 sourcecat = file
             elif role in _KNOWN_ROLES:
-                log.info("%s: product %s: ignoring %s member %s", path, name, role, file.name)
+                log.info("%s: product %s: ignoring %s member %s", path, name, role,
+                         os.path.basename(os.fspath(file)))
             else:
                 problems.append(f"unknown exptype {role!r} for {member['expname']}")
         if len(science) != 1:

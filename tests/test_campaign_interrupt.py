@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM on a real CLI campaign whose products share one combined background.
+
+Every product that was complete when the signal arrived is kept with its marker, the
+report lists every product's state, nothing partial is left, the rerun computes only
+the rest, and the final files equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from daskbkg.datasets import make_dataset
+from tests.cluster import wait_for
+from tests.helpers import listing, same_outputs
+
+pytestmark = pytest.mark.slow
+
+N_PRODUCTS = 12
+
+
+@pytest.fixture(scope="module")
+def shared_dataset(tmp_path_factory):
+    """Twelve targets sharing six backgrounds, and the uninterrupted run's outputs."""
+    root = tmp_path_factory.mktemp("shared")
+    data = make_dataset(root / "in", n_targets=N_PRODUCTS, n_backgrounds=6,
+                        frame_shape=(512, 512), seed=30)
+    reference = root / "reference"
+    subprocess.run([sys.executable, "-m", "daskbkg.cli", "run", str(data.asn), "--output-dir",
+                    str(reference), "--chunks", "4", "--quiet"], check=True, timeout=600)
+    return data, reference
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_shared_campaign_keeps_finished_products(shared_dataset, tmp_path, sig):
+    data, reference = shared_dataset
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    argv = [sys.executable, "-m", "daskbkg.cli", "run", str(data.asn), "--output-dir", str(out),
+            "--chunks", "4", "--quiet"]
+    proc = subprocess.Popen([*argv, "--report", str(report)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    markers = out / ".daskbkg"
+    wait_for(lambda: (markers.exists() and any(markers.glob("*_bkgsub.fits.json")))
+             or proc.poll() is not None, 300, "the first finished product")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:
+        pytest.skip("the campaign finished before the signal arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    finished = sorted(p.name[:-len(".json")] for p in markers.glob("*_bkgsub.fits.json"))
+    assert 1 <= len(finished) < N_PRODUCTS
+    assert listing(out) == finished  # complete products only: no partial or temporary file
+    saved = json.loads(report.read_text())
+    states = [p["state"] for p in saved["products"]]
+    assert saved["interrupted"] is True and len(states) == N_PRODUCTS
+    assert states.count("done") == len(finished)
+    assert set(states) <= {"done", "interrupted", "not started"}
+    for name in finished:
+        assert (out / name).read_bytes() != b""
+    rerun = subprocess.run([*argv, "--report", str(report)], capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    states = [p["state"] for p in json.loads(report.read_text())["products"]]
+    assert states.count("skipped") == len(finished)
+    assert states.count("done") == N_PRODUCTS - len(finished)
+    assert len(same_outputs(out, reference)) == N_PRODUCTS
