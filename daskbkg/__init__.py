@@ -3,8 +3,9 @@
 Public API
 ----------
 subtract_background
-    Lazy background subtraction of one target; ``.compute()``, ``.to_fits()``,
-    ``.to_zarr()``.
+    Lazy background subtraction of one target (paths, URLs, HDULists or datamodels): a
+    dask collection with ``.compute()``, ``.persist()``, ``.to_fits()``, ``.to_zarr()``
+    and ``.to_xarray()``.
 combine_backgrounds
     Lazy sigma-clipped combination of background exposures.
 subtract_wfss_background

@@ -31,10 +31,16 @@ def _compat(compat: str | ReferenceCompat | None, options: dict[str, Any]) -> Re
 
 
 def _exposures(items: Any) -> list[Any]:
-    """Background list as given (paths stay paths: they are opened in order later)."""
+    """Background list as given (paths stay paths: they are opened in order later).
+
+    One path, exposure, ``HDUList`` or datamodel is a list of one.
+    """
+    from .io.memory import is_datamodel, is_hdulist
+
     if items is None:
         return []
-    if isinstance(items, (str, os.PathLike, Exposure)):
+    if isinstance(items, (str, os.PathLike, Exposure)) or is_hdulist(items) \
+            or is_datamodel(items):
         return [items]
     return list(items)
 
@@ -60,9 +66,11 @@ def subtract_background(
 
     Parameters
     ----------
-    target : path or Exposure
-        The exposure to correct (``*_rate.fits`` or ``*_rateints.fits``).
-    backgrounds : sequence of path or Exposure
+    target : path, URL, HDUList, datamodel or Exposure
+        The exposure to correct (``*_rate.fits`` or ``*_rateints.fits``). An
+        ``astropy.io.fits.HDUList`` or a JWST datamodel already in memory is used as is
+        (it is not modified; see :mod:`daskbkg.io.memory`).
+    backgrounds : sequence of path, URL, HDUList, datamodel or Exposure
         Background exposures, in summation order.
     sigma : float, optional
         Clip threshold (default 3.0).

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._units import in_unit
 from .geometry import Window, place_background, window_for
 from .io.exposure import Exposure, as_exposure
 from .options import ClipParams, ReferenceCompat
@@ -110,6 +111,27 @@ def _combine_block(sci, err, dq, *, overlaps, sigma, pass_limit, rateints, all_r
     packed["dq"] = out_dq
     packed["nbkg"] = n_good
     return packed
+
+
+def _take_field(block, tag):
+    return block[str(tag)]
+
+
+def _field(packed, field: str, key: str):
+    """One output of the packed kernel blocks, as its own fusion unit.
+
+    The field name comes from a one-task constant array, so every field task has two
+    dependencies: dask's linear fusion then never merges the kernel task into a field
+    task, whichever outputs are computed (see :mod:`daskbkg._units`).
+    """
+    import dask.array as da
+
+    name = f"bkg{field}-{key}"
+    tag = in_unit(da.from_array(np.array(field), chunks=(), name=f"{name}-tag"), f"{name}-tag")
+    dtype = PACKED_DTYPE[field]
+    out = da.blockwise(_take_field, "yx", packed, "yx", tag, "", dtype=dtype, name=name,
+                       meta=np.empty((0, 0), dtype=dtype))
+    return in_unit(out, name, packed, tag)
 
 
 def _read_and_combine(region, *, stacks, **kernel_options):
@@ -246,9 +268,11 @@ def build_combined_background(
         no_valid=compat.no_valid_background, scale=compat.clip_scale,
     )
     packed = _tile_array(kernel, f"bkgcombine-{key}", normalize_chunks(image_chunks, image))
+    # Reads and kernel form one fusion unit, each output field another (daskbkg._units).
+    in_unit(packed, f"bkgcombine-{key}")
+    fields = {f: _field(packed, f, key) for f in PACKED_DTYPE.names}
     return CombinedBackground(
-        sci=packed["sci"], err=packed["err"], dq=packed["dq"], nbkg=packed["nbkg"],
-        key=key, backgrounds=backgrounds, overlaps=overlaps, params=params, compat=compat,
-        image_key=image_key,
+        **fields, key=key, backgrounds=backgrounds, overlaps=overlaps, params=params,
+        compat=compat, image_key=image_key,
     )
 

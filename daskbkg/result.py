@@ -68,11 +68,24 @@ def write_outputs(jobs: list[tuple[Any, ...]], **compute_kwargs) -> list[Path]:
         raise
 
 
+def _finalize_computed(results, status: str, finals: list) -> ComputedResult:
+    """Turn the computed blocks of every output array into a :class:`ComputedResult`."""
+    values = [func(parts, *args) for parts, (func, args) in zip(results, finals)]
+    combined = None
+    if len(values) > 3:
+        combined = dict(zip(("SCI", "ERR", "DQ", "NBKG"), values[3:]))
+    return ComputedResult(sci=values[0], err=values[1], dq=values[2], status=status,
+                          combined=combined)
+
+
 class BackgroundResult:
     """Lazy outcome of :func:`daskbkg.subtract_background` for one target.
 
     Nothing is read from the inputs until :meth:`compute`, :meth:`to_fits` or
-    :meth:`to_zarr` is called.
+    :meth:`to_zarr` is called. The result is a dask collection: ``dask.compute(result)``
+    gives a :class:`ComputedResult`, ``dask.persist(result)`` and :meth:`persist` give a
+    result whose arrays are held in memory (or on the cluster), and :meth:`visualize`
+    draws the task graph. :meth:`to_xarray` gives a lazy ``xarray.Dataset``.
     """
 
     def __init__(self, product: Product):
@@ -109,26 +122,129 @@ class BackgroundResult:
         """The target :class:`~daskbkg.io.Exposure`."""
         return self.product.target
 
+    def arrays(self) -> dict[str, Any]:
+        """Every lazy output by name: sci, err, dq, then the combined background's arrays.
+
+        The combined background's arrays are named ``combined_sci``, ``combined_err``,
+        ``combined_dq`` and ``nbkg`` (see :mod:`daskbkg.xarray_view` for the convention).
+        """
+        out = {"sci": self.sci, "err": self.err, "dq": self.dq}
+        comb = self.combined_background
+        if comb is not None:
+            out.update({("nbkg" if name == "NBKG" else f"combined_{name.lower()}"): data
+                        for name, data in comb.arrays.items()})
+        return out
+
+    # -- notebook and console display --------------------------------------------------
+    def _summary(self) -> list[tuple[str, str]]:
+        comb = self.combined_background
+        return [
+            ("target", self.product.target.name),
+            ("status", self.status),
+            ("backgrounds", str(len(comb.backgrounds) if comb is not None else 0)),
+            ("tasks", str(len(self.__dask_graph__()))),
+        ]
+
     def __repr__(self) -> str:
         return (f"BackgroundResult(target={self.product.target.name!r}, status={self.status!r}, "
                 f"shape={tuple(self.sci.shape)}, backgrounds="
                 f"{len(self.combined_background.backgrounds) if self.combined_background else 0})")
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        rows = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td>{escape(v)}</td></tr>"
+                       for k, v in self._summary())
+        arrays = "".join(
+            f"<tr><td>{escape(name)}</td><td>{escape(str(tuple(a.shape)))}</td>"
+            f"<td>{escape(str(a.dtype))}</td><td>{escape(str(a.chunksize))}</td></tr>"
+            for name, a in self.arrays().items())
+        return ("<div><strong>daskbkg.BackgroundResult</strong> (lazy)"
+                f"<table>{rows}</table><table><tr><th>array</th><th>shape</th><th>dtype</th>"
+                f"<th>chunk</th></tr>{arrays}</table></div>")
+
+    # -- dask collection protocol ------------------------------------------------------
+    def __dask_graph__(self):
+        from dask.highlevelgraph import HighLevelGraph
+
+        return HighLevelGraph.merge(*(a.__dask_graph__() for a in self.arrays().values()))
+
+    def __dask_keys__(self) -> list:
+        return [a.__dask_keys__() for a in self.arrays().values()]
+
+    def __dask_layers__(self) -> tuple:
+        return tuple(layer for a in self.arrays().values() for layer in a.__dask_layers__())
+
+    def __dask_tokenize__(self):
+        return ("daskbkg.BackgroundResult", self.status,
+                tuple(a.name for a in self.arrays().values()))
+
+    def __dask_optimize__(self, dsk, keys, **kwargs):
+        """dask.array's optimisation, keeping every output of this result as a key.
+
+        Some outputs feed others (the combined background feeds the subtraction), and
+        dask may ask for the finalising key only: without this, blockwise fusion would
+        merge those outputs into their consumers and the finaliser would miss them.
+        """
+        import dask.array as da
+        from dask.core import flatten
+
+        wanted = list(flatten(keys)) + list(flatten(self.__dask_keys__()))
+        return da.Array.__dask_optimize__(dsk, wanted, **kwargs)
+
+    @staticmethod
+    def __dask_scheduler__(dsk, keys, **kwargs):
+        import dask.array as da
+
+        return da.Array.__dask_scheduler__(dsk, keys, **kwargs)
+
+    def __dask_postcompute__(self):
+        finals = [a.__dask_postcompute__() for a in self.arrays().values()]
+        return _finalize_computed, (self.status, finals)
+
+    def __dask_postpersist__(self):
+        rebuilds = [a.__dask_postpersist__() for a in self.arrays().values()]
+        return self._rebuild, (rebuilds,)
+
+    def _rebuild(self, dsk, rebuilds, *, rename=None) -> "BackgroundResult":
+        import dataclasses
+
+        arrays = [func(dsk, *args, rename=rename) for func, args in rebuilds]
+        product = dataclasses.replace(self.product, sci=arrays[0], err=arrays[1], dq=arrays[2])
+        if self.product.combined is not None:
+            combined = dataclasses.replace(self.product.combined, sci=arrays[3], err=arrays[4],
+                                           dq=arrays[5], nbkg=arrays[6])
+            product = dataclasses.replace(product, combined=combined)
+        return BackgroundResult(product)
 
     # -- computing ---------------------------------------------------------------------
     def compute(self, **compute_kwargs) -> ComputedResult:
         """Compute every output (and the combined background) in one pass."""
         import dask
 
-        arrays: list = [self.sci, self.err, self.dq]
-        comb = self.combined_background
-        if comb is not None:
-            arrays += list(comb.arrays.values())
-        values = dask.compute(*arrays, **compute_kwargs)
-        combined = None
-        if comb is not None:
-            combined = dict(zip(comb.arrays.keys(), values[3:]))
-        return ComputedResult(sci=values[0], err=values[1], dq=values[2], status=self.status,
-                              combined=combined)
+        return dask.compute(self, **compute_kwargs)[0]
+
+    def persist(self, **compute_kwargs) -> "BackgroundResult":
+        """Compute the arrays and keep them in memory (or on the cluster), still lazy-looking."""
+        import dask
+
+        return dask.persist(self, **compute_kwargs)[0]
+
+    def visualize(self, filename: str = "daskbkg-result", format: str | None = None,
+                  **kwargs):
+        """Draw the task graph with :func:`dask.visualize` (needs graphviz)."""
+        import dask
+
+        return dask.visualize(self, filename=filename, format=format, **kwargs)
+
+    def to_xarray(self):
+        """The outputs as a lazy ``xarray.Dataset`` (needs the ``daskbkg[xarray]`` extra).
+
+        See :func:`daskbkg.xarray_view.result_dataset`.
+        """
+        from .xarray_view import result_dataset
+
+        return result_dataset(self)
 
     def _inputs(self) -> list[str]:
         paths = [self.product.target.path]

@@ -8,6 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ._units import in_unit
 from .combine import CombinedBackground, build_combined_background
 from .errors import UnsupportedExposureError
 from .geometry import fallback_window
@@ -123,7 +124,7 @@ def _target_arrays(target: Exposure, tiles) -> tuple:
                 meta=np.empty((0,) * reader.ndim, dtype=reader.dtype), asarray=False, lock=False,
             )
         )
-    return tuple(arrays)
+    return tuple(in_unit(a, a.name) for a in arrays)
 
 
 def _subtract_sci(sci, bk):
@@ -202,14 +203,18 @@ def build_product(
     combined = build_combined_background(target, backgrounds, params, compat, tiles)
     if getattr(shared, "arrays", None) and shared.image_key == combined.image_key:
         combined = combined.with_arrays(shared.arrays)
+    # A cube's planes take the image background by broadcasting (blockwise aligns the
+    # trailing axes), with no intermediate ``[None]`` layer that dask could fuse in one
+    # computation and not in another.
     bk_sci, bk_err, bk_dq = combined.sci, combined.err, combined.dq
-    if target.ndim == 3:
-        bk_sci, bk_err, bk_dq = bk_sci[None], bk_err[None], bk_dq[None]
-    out_sci = da.map_blocks(_subtract_sci, t_sci, bk_sci, dtype=np.float32)
-    out_dq = t_dq | bk_dq
+    # Each output (with its target read) is one fusion unit (see daskbkg._units).
+    out_sci = in_unit(da.map_blocks(_subtract_sci, t_sci, bk_sci, dtype=np.float32),
+                      t_sci.name, combined.sci)
+    out_dq = in_unit(t_dq | bk_dq, t_dq.name, combined.dq)
     out_err = t_err
     if compat.propagate_err:
-        out_err = da.map_blocks(_propagate_err, t_err, bk_err, dtype=np.float32)
+        out_err = in_unit(da.map_blocks(_propagate_err, t_err, bk_err, dtype=np.float32),
+                          t_err.name, combined.err)
     updates["S_BKDSUB"] = "COMPLETE"
     return Product(target=target, sci=out_sci, err=out_err, dq=out_dq, status="COMPLETE",
                    combined=combined, params=params, compat=compat,

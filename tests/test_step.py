@@ -99,10 +99,28 @@ def test_spec_has_reference_and_daskbkg_parameters():
 
 
 @needs_stpipe
+def test_spec_exposes_every_switch_and_the_reference_names():
+    """Every compatibility switch and every reference parameter is a step parameter."""
+    from daskbkg.options import COMPAT_CHOICES
+
+    pars = DaskBackgroundStep().get_pars()
+    for name in COMPAT_CHOICES:
+        assert name in pars, name
+        if name != "compat":
+            assert pars[name] is None  # None = the preset's value
+    reference = {"bkg_list": None, "save_combined_background": False, "sigma": 3.0,
+                 "maxiters": None, "soss_source_percentile": 35.0, "soss_bkg_percentile": None,
+                 "wfss_mmag_extract": None, "wfss_maxiter": 5, "wfss_rms_stop": 0.0,
+                 "wfss_outlier_percent": 1.0, "wfss_mask": None}
+    assert {k: pars[k] for k in reference} == reference
+    assert pars["campaign"] is False
+
+
+@needs_stpipe
 def test_association_matches_api_bitwise(dataset, tmp_path):
     """An association run writes the API's SCI, ERR, DQ and combined background bit for bit."""
     out = tmp_path / "out"
-    outcomes = DaskBackgroundStep.call(str(dataset.asn), output_dir=str(out),
+    outcomes = DaskBackgroundStep.call(str(dataset.asn), output_dir=str(out), campaign=True,
                                        save_combined_background=True, configure_log=False)
     assert [o.state for o in outcomes] == ["done", "done"]
     for target in dataset.targets:
@@ -122,7 +140,7 @@ def test_target_with_bkg_list_and_parameters(dataset, tmp_path):
     DaskBackgroundStep.call(str(target), bkg_list=",".join(map(str, backgrounds)) + ",",
                             output_dir=str(out), sigma=2.0, maxiters=1, chunks="48,-1",
                             memory_limit="64MiB", compat="jwst-3.0", scheduler="synchronous",
-                            configure_log=False)
+                            campaign=True, configure_log=False)
     main = out / target.name.replace("_rate.fits", "_bkgsub.fits")
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [main.name]
     _assert_matches_api(main, None, target, backgrounds, sigma=2.0, maxiters=1,
@@ -137,7 +155,7 @@ def test_positional_bkg_list_and_switch(dataset, tmp_path):
     """``run(target, bkg_list)`` with a compatibility switch and a custom suffix."""
     target, backgrounds = dataset.targets[1], [str(b) for b in dataset.backgrounds[:3]]
     step = DaskBackgroundStep(output_dir=str(tmp_path), no_valid_background="nan",
-                              suffix="sub")
+                              suffix="sub", campaign=True)
     outcomes = step.run(str(target), backgrounds)
     main = tmp_path / target.name.replace("_rate.fits", "_sub.fits")
     assert outcomes[0].outputs == [main]
@@ -149,30 +167,31 @@ def test_bad_parameter_is_refused(dataset, tmp_path):
     """Invalid parameters fail before anything is written."""
     with pytest.raises(Exception, match="sigma|float"):
         DaskBackgroundStep.call(str(dataset.asn), output_dir=str(tmp_path), sigma="lots",
-                                configure_log=False)
+                                campaign=True, configure_log=False)
     with pytest.raises(Exception, match="invalid chunk shape"):
         DaskBackgroundStep.call(str(dataset.asn), output_dir=str(tmp_path), chunks="0",
-                                configure_log=False)
+                                campaign=True, configure_log=False)
     assert not list(tmp_path.glob("*.fits"))
 
 
 @needs_stpipe
-def test_not_a_path_is_refused():
-    """A datamodel-like object is refused with a clear message."""
-    with pytest.raises(daskbkg.errors.InputError, match="file path"):
-        DaskBackgroundStep().run(object())
+def test_campaign_mode_needs_a_path():
+    """The campaign mode writes files from files: an object is refused with a clear message."""
+    with pytest.raises(daskbkg.errors.InputError, match="campaign mode takes a file path"):
+        DaskBackgroundStep(campaign=True).run(object())
 
 
 @needs_stpipe
 def test_strun_subprocess(dataset, tmp_path):
-    """``strun daskbkg.step.DaskBackgroundStep ASN`` works from the shell."""
+    """``strun daskbkg.step.DaskBackgroundStep ASN --campaign=True`` works from the shell."""
     strun = Path(sys.executable).with_name("strun")
     command = ([str(strun)] if strun.exists()
                else [sys.executable, "-c", "from stpipe._cli.strun import main; main()"])
     out = tmp_path / "out"
     proc = subprocess.run(
         [*command, "daskbkg.step.DaskBackgroundStep", str(dataset.asn),
-         f"--output_dir={out}", "--save_combined_background=True", "--sigma=2.5"],
+         f"--output_dir={out}", "--save_combined_background=True", "--sigma=2.5",
+         "--campaign=True"],
         env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     target = dataset.targets[0]

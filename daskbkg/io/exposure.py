@@ -229,10 +229,21 @@ def read_exposure(path: str | os.PathLike) -> Exposure:
                     dq=arrays["DQ"], missing=tuple(missing))
 
 
-def as_exposure(item: "Exposure | str | os.PathLike") -> Exposure:
-    """Return ``item`` if it is already an :class:`Exposure`, else open it."""
+def as_exposure(item: Any) -> Exposure:
+    """Return ``item`` if it is already an :class:`Exposure`, else open it.
+
+    Paths and URLs are opened lazily; an ``astropy.io.fits.HDUList`` or a JWST datamodel
+    (duck-typed) becomes an in-memory exposure (:mod:`daskbkg.io.memory`).
+    """
     if isinstance(item, Exposure):
         return item
     if isinstance(item, (str, os.PathLike, Path)):
         return read_exposure(item)
-    raise TypeError(f"expected a path or an Exposure, not {type(item).__name__}")
+    from . import memory
+
+    if memory.is_hdulist(item):
+        return memory.exposure_from_hdulist(item)
+    if memory.is_datamodel(item):
+        return memory.exposure_from_datamodel(item)
+    raise TypeError(f"expected a path, an HDUList, a datamodel or an Exposure, "
+                    f"not {type(item).__name__}")

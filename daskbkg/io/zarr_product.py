@@ -21,6 +21,20 @@ def _run_attrs(params: Any, compat: Any, status: str, inputs: list) -> dict:
     }
 
 
+def _dims(key: str, shape: tuple[int, ...], sci_shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Shared dimension names when the sizes agree with SCI's, else names of its own.
+
+    xarray needs every use of one dimension name to have one size.
+    """
+    from ..xarray_view import dims_for
+
+    sizes = dict(zip(dims_for(len(sci_shape)), sci_shape))
+    dims = dims_for(len(shape))
+    if all(sizes.get(d, n) == n for d, n in zip(dims, shape)):
+        return dims
+    return tuple(f"{key}_{d}" for d in dims)
+
+
 def product_group(product: Any, path, *, shards: bool = False):
     """Deferred writer of the main product as a zarr group (see ``zarr_writer``)."""
     import dask.array as da
@@ -49,7 +63,8 @@ def product_group(product: Any, path, *, shards: bool = False):
             chunks = product.sci.chunks[-2:]
             lead = tuple((n,) for n in reader.shape[:-2])
             arrays.append(ZarrArraySpec(key, da.from_array(reader, chunks=lead + chunks,
-                                                           asarray=False, lock=False)))
+                                                           asarray=False, lock=False),
+                                        dims=_dims(key, reader.shape, product.sci.shape)))
         else:
             from .source import open_input
 
@@ -57,7 +72,7 @@ def product_group(product: Any, path, *, shards: bool = False):
                 f.seek(hdu.header_offset)
                 raw = f.read(hdu.end - hdu.header_offset)
             arrays.append(ZarrArraySpec(f"hdu_{key}", np.frombuffer(raw, dtype=np.uint8),
-                                        {"fits_hdu_bytes": True}))
+                                        {"fits_hdu_bytes": True}, dims=(f"hdu_{key}_byte",)))
     for name, data, _kind in product.extra_arrays:
         arrays.append(ZarrArraySpec(name.lower(), data))
     inputs = [product.target.identity]

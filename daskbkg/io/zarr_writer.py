@@ -9,6 +9,10 @@ Layout of one product group::
         attrs: "daskbkg" (version, status, parameters, options, inputs) and
                "fits_headers" (every HDU's header as [keyword, value, comment] cards)
 
+Every array carries zarr v3 ``dimension_names`` (``y, x`` or ``integration, y, x``; see
+:mod:`daskbkg.xarray_view` for the naming convention) and the group has consolidated
+metadata, so ``xarray.open_zarr`` opens a product directly.
+
 Zarr chunks equal the dask chunks; when shards are requested every dask chunk is exactly
 one shard (asserted), because unaligned shard writes silently lose data.
 
@@ -72,12 +76,18 @@ class _DiskFullGuard:
 
 
 class ZarrArraySpec:
-    """One array to write: name, data (dask or NumPy) and optional attributes."""
+    """One array to write: name, data (dask or NumPy), attributes and dimension names.
 
-    def __init__(self, name: str, data: Any, attrs: dict | None = None):
+    Without ``dims`` the array gets the names of :func:`daskbkg.xarray_view.dims_for`
+    (``y, x`` or ``integration, y, x``).
+    """
+
+    def __init__(self, name: str, data: Any, attrs: dict | None = None,
+                 dims: tuple[str, ...] | None = None):
         self.name = name
         self.data = data
         self.attrs = attrs or {}
+        self.dims = dims
 
 
 def _rechunk_for_zarr(data: Any):
@@ -90,6 +100,19 @@ def _rechunk_for_zarr(data: Any):
     if any(any(n != c[0] for n in c[:-1]) for c in data.chunks):
         data = data.rechunk(regular)
     return data, regular
+
+
+def _consolidate(path: str) -> None:
+    """Gather every array's metadata into the group's ``zarr.json`` (one read to open)."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        # zarr warns that consolidated metadata is not yet part of the v3 specification;
+        # zarr-python and xarray read it all the same.
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(path, zarr_format=3)
 
 
 def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs: dict, *,
@@ -111,6 +134,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
     """
     import zarr
 
+    from ..xarray_view import dims_for
     from .source import is_url, remove_tree
 
     remote = is_url(path)
@@ -132,8 +156,9 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
                 inner = tuple(chunks[:-2]) + tuple(min(256, c) for c in chunks[-2:])
                 if all(c % i == 0 for c, i in zip(chunks, inner)):
                     kwargs = {"chunks": inner, "shards": chunks}
+            dims = spec.dims if spec.dims is not None else dims_for(data.ndim)
             target = group.create_array(spec.name, shape=data.shape, dtype=data.dtype,
-                                        fill_value=0, **kwargs)
+                                        fill_value=0, dimension_names=dims, **kwargs)
             if "shards" in kwargs:
                 assert all(all(n == s for n in c[:-1]) and c[-1] <= s
                            for c, s in zip(data.chunks, kwargs["shards"])), "dask chunks must equal shards"
@@ -151,6 +176,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
     def finalize():
         done = zarr.open_group(str(tmp), mode="r+", zarr_format=3)
         done.attrs["complete"] = True  # written last: readers can trust a complete group
+        _consolidate(str(tmp))
         if remote:
             return path
         if path.exists():
