@@ -39,16 +39,21 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def make_inputs(root: Path, products: int, frame: int, backgrounds: int) -> list[str]:
-    """One association per product, each with its own backgrounds (reused between runs)."""
+def make_inputs(root: Path, products: int, frame: int, backgrounds: int,
+                nints: int = 1) -> list[str]:
+    """One association per product, each with its own backgrounds (reused between runs).
+
+    ``nints`` > 1 makes rateints cubes of that many integrations.
+    """
     from daskbkg.datasets import make_dataset
 
-    stamp = root / f"inputs-{products}-{frame}-{backgrounds}.json"
+    stamp = root / f"inputs-{products}-{frame}-{backgrounds}-{nints}.json"
     if stamp.exists():
         return json.loads(stamp.read_text())
-    asns = [str(make_dataset(root / f"p{frame}-{backgrounds}-{i}", n_targets=1,
+    asns = [str(make_dataset(root / f"p{frame}-{backgrounds}-{nints}-{i}", n_targets=1,
                              n_backgrounds=backgrounds, frame_shape=(frame, frame),
-                             seed=500 + i, prefix=f"jw{20000 + i}", overwrite=True,
+                             rateints=nints > 1, nints=nints, seed=500 + i,
+                             prefix=f"jw{20000 + i}", overwrite=True,
                              var_arrays=False).asn) for i in range(products)]
     stamp.write_text(json.dumps(asns))
     return asns
@@ -88,20 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=16)
     parser.add_argument("--frame", type=int, default=512, help="frame size (square)")
     parser.add_argument("--backgrounds", type=int, default=8, help="backgrounds per product")
+    parser.add_argument("--nints", type=int, default=1, help="integrations (>1: rateints)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--repeat", type=int, default=2, help="runs per worker count (best kept)")
     parser.add_argument("--data", type=Path,
                         default=Path(tempfile.gettempdir()) / "daskbkg-bench-campaign")
     args = parser.parse_args(argv)
     args.data.mkdir(parents=True, exist_ok=True)
-    asns = make_inputs(args.data, args.products, args.frame, args.backgrounds)
+    asns = make_inputs(args.data, args.products, args.frame, args.backgrounds, args.nints)
     rows = []
     for n in args.workers:
         runs = [run_once(asns, n, args.data / f"run-{n}") for _ in range(args.repeat)]
         rows.append(min(runs, key=lambda r: r["wall_s"]))
     one = next((r["wall_s"] for r in rows if r["workers"] == 1), None)
-    print(f"{args.products} products, {args.frame}², {args.backgrounds} backgrounds each, "
-          f"best of {args.repeat}")
+    kind = f"rateints of {args.nints} integrations" if args.nints > 1 else "rate"
+    print(f"{args.products} products ({kind}), {args.frame}², {args.backgrounds} backgrounds "
+          f"each, best of {args.repeat}")
     print("| workers | wall s | speedup vs 1 | concurrency | client CPU ms/product "
           "| client share of bytes written | client peak RSS MiB |")
     print("|---|---|---|---|---|---|---|")
