@@ -1,4 +1,4 @@
-"""Run the reference pipeline's BackgroundStep on targets (benchmark contender).
+r"""Run the reference pipeline's BackgroundStep on targets (benchmark contender).
 
 Run by the interpreter of a virtual environment holding the jwst package (not daskbkg's;
 see ``benchmarks/run.py --jwst``)::

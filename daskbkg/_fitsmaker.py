@@ -1,6 +1,6 @@
 """Write synthetic JWST level-2 style FITS files (helper of :mod:`daskbkg.datasets`).
 
-The layout follows the spec (io-and-conventions.md §1): an empty PRIMARY HDU carrying the
+The layout follows the algorithm page (algorithm page C.1): an empty PRIMARY HDU carrying the
 exposure keywords, then SCI, DQ, ERR, the three variance arrays, INT_TIMES for 3-D data and
 finally the one-row ``ASDF`` binary table. DQ is written as uint32, which astropy stores
 with ``BITPIX = 32``, ``BSCALE = 1``, ``BZERO = 2147483648`` exactly like stdatamodels.

@@ -1,6 +1,6 @@
 """Detector windows of subarrays and where a background's overlap lands in the target.
 
-The rules reproduce the reference step (see the imaging specification, section 4):
+The rules reproduce the reference step (algorithm page A.3 to A.6):
 windows come only from ``SUBSTRT``/``SUBSIZE`` (with full-frame fallbacks), overlap is
 strict, and by default the overlap cutout is copied to the target's origin (the
 reference's placement quirk). ``subarray_placement="aligned"`` corrects that.

@@ -1,6 +1,6 @@
 """Small shared helpers for the end-to-end tests: tiny JWST-style exposures in ``tmp_path``.
 
-The defaults follow the oracle tables of the imaging specification (§14): MIRI,
+The defaults follow the oracle tables of the algorithm page (A.9): MIRI,
 ``SUBSTRT = (1, 1)``, window keywords equal to the array shape, ERR 1 and DQ 0.
 """
 

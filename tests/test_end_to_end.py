@@ -1,10 +1,10 @@
 """End-to-end runs on :func:`daskbkg.datasets.make_dataset` data.
 
 The dask results are compared bitwise with an independent NumPy oracle written here: it
-holds whole arrays in memory and follows the imaging specification's formulas literally
-(§4 geometry with the origin quirk, §5 per-background planes, §6 clip via astropy's
+holds whole arrays in memory and follows the algorithm page's formulas literally
+(A.3 geometry with the origin quirk, A.7 per-background planes, A.9 clip via astropy's
 ``sigma_clip(axis=0)`` - valid because these datasets have no lane where a clip pass
-rejects everything at sigma 3 - and §7/§8 combination and subtraction). Then the
+rejects everything at sigma 3 - and A.13/A.14 combination and subtraction). Then the
 writers are checked: FITS and zarr outputs equal ``.compute()``, untouched extensions
 are byte-identical, inputs are never modified, and temporary files never remain.
 """

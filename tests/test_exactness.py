@@ -44,7 +44,7 @@ def fsum_four(values):
 
 
 def pass_of(order, sigma):
-    """One pass of the clip with the sums taken in ``order`` (spec §6.2): the floats of §2."""
+    """One pass of the clip with the sums taken in ``order`` (algorithm page A.9): the floats of A.1."""
     m = len(order)
     ranked = sorted(order)
     half = m // 2

@@ -69,7 +69,7 @@ def _check_bounds(got, expected, exact):
     C_ORACLES, ids=[c[0] for c in C_ORACLES],
 )
 def test_clip_oracles(bounds_func, cid, lane, sigma, maxiters_list, policy, mask, bounds, exact):
-    """Oracles C1-C16 (spec §14.1): bounds and mask, all maxiters spellings, both policies."""
+    """Oracles C1-C16 (algorithm page A.9): bounds and mask, all maxiters spellings, both policies."""
     lane = np.array(lane, dtype=np.float64)
     for maxiters in maxiters_list:
         pass_limit = normalize_maxiters(maxiters)
@@ -81,7 +81,7 @@ def test_clip_oracles(bounds_func, cid, lane, sigma, maxiters_list, policy, mask
 
 
 def test_c5_c7_keep_vs_reject_differ():
-    """The policies differ exactly when a pass empties the buffer (spec §6.4)."""
+    """The policies differ exactly when a pass empties the buffer (algorithm page A.11)."""
     # The policies differ only when a pass empties the buffer before the pass limit.
     for lane, sigma in (([0, 10], 0.5), ([-0.01, 0.22, -0.39], 1), ([1, 2, 3, 4], 0)):
         keep = clip_lane_mask(np.array(lane), sigma, UNLIMITED, "keep")
@@ -99,8 +99,8 @@ def test_float32_lane_is_converted_exactly():
 
 
 def test_final_bounds_reaccept_early_rejects():
-    """The final bounds apply to every original sample (spec §6.2)."""
-    # Spec §6.2: the final bounds are applied to all original samples.
+    """The final bounds apply to every original sample (algorithm page A.9)."""
+    # algorithm page A.9: the final bounds are applied to all original samples.
     lane = np.array([1, 2, 3, 100], dtype=np.float64)
     mask = clip_lane_mask(lane, 1, UNLIMITED)
     lo, hi = clip_lane_bounds(lane, 1, UNLIMITED)

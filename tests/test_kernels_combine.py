@@ -169,7 +169,7 @@ def test_i10(kernel):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("rateints", [False, True])
 def test_non_overlapping_backgrounds(kernel, rateints):
-    """Non-overlapping backgrounds add NaN planes and no DQ (spec §5.1, G3)."""
+    """Non-overlapping backgrounds add NaN planes and no DQ (algorithm page A.7, G3)."""
     shape = (4, 4) if not rateints else (2, 4, 4)
     sci = planes([10, 10, 999], shape)
     dq = planes([1, 2, 4], shape, np.uint32)

@@ -1,4 +1,4 @@
-"""Output-name roots (io-and-conventions §4) and level-2 associations (§5)."""
+"""Output-name roots (algorithm page C.4) and level-2 associations (C.5)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def test_known_suffix_list():
     for sfx in ("rate", "rateints", "cal", "calints", "bsub", "bsubints", "psf-amiavg",
                 "outlier_detection", "x1dints", "backgroundstep"):
         assert sfx in KNOWN_SUFFIXES
-    assert len(KNOWN_SUFFIXES) == 160  # the reference list in io-and-conventions §4
+    assert len(KNOWN_SUFFIXES) == 160  # the reference list (algorithm page C.4)
     assert "bkgsub" not in KNOWN_SUFFIXES and "mirimage" not in KNOWN_SUFFIXES
 
 

@@ -1,4 +1,4 @@
-"""Geometry oracles G1-G9 (imaging spec §14.3) and the exception types of §10."""
+"""Geometry oracles G1-G9 (imaging algorithm page A.3) and the exception types of A.16."""
 
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def test_g9_first_failing_background_decides(mk):
 
 
 def test_g9_geometry_error_precedes_later_missing_file(mk, tmp_path):
-    """Backgrounds are opened one by one: an earlier geometry error wins (spec §10)."""
+    """Backgrounds are opened one by one: an earlier geometry error wins (algorithm page A.16)."""
     target = mk.const((4, 5), 100.0)
     bad = mk.const((2, 4, 5), 1.0)
     with pytest.raises(ValueError) as info:
@@ -325,7 +325,7 @@ def test_g9_geometry_error_precedes_later_missing_file(mk, tmp_path):
         daskbkg.subtract_background(target, [tmp_path / "missing_rate.fits", bad])
 
 
-# ---------------------------------------------------------------- isinstance (spec §10)
+# ---------------------------------------------------------------- isinstance (algorithm page A.16)
 
 
 def _raise(callable_, *args, **kwargs):
@@ -337,7 +337,7 @@ def _raise(callable_, *args, **kwargs):
 
 
 def test_exception_types_are_builtin_subclasses(mk, tmp_path):
-    """Every error of §10 is an instance of the reference's built-in type."""
+    """Every error of A.16 is an instance of the reference's built-in type."""
     t2 = mk.const((4, 5), 1.0)
     t3 = mk.const((2, 4, 5), 1.0)
     text = tmp_path / "text_rate.fits"

@@ -1,4 +1,4 @@
-"""Rate-mode oracles I1-I13 (imaging spec §14.2), end to end through the public API.
+"""Rate-mode oracles I1-I13 (imaging algorithm page A.13), end to end through the public API.
 
 Every case writes tiny FITS exposures, runs ``subtract_background(...).compute()`` and
 checks the float32 values, DQ, status and the combined background exactly.

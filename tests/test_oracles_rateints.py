@@ -1,4 +1,4 @@
-"""Rateints oracles R1-R9 (imaging spec §14.4), end to end, with option variants.
+"""Rateints oracles R1-R9 (imaging algorithm page A.8), end to end, with option variants.
 
 The targets have a different SCI value and DQ bit in every integration, so that each
 output plane is checked separately: ``out.SCI[t] = float32(T.SCI[t] - SCI_bk)``,
@@ -337,7 +337,7 @@ def test_r4_err_also_nan(mk):
 
 @pytest.mark.parametrize("far_ndim", [2, 3])
 def test_non_overlapping_background_is_nan_not_zero(mk, far_ndim):
-    """§5.1: a non-overlapping background gives NaN planes, not the empty-lane 0.0."""
+    """A.7: a non-overlapping background gives NaN planes, not the empty-lane 0.0."""
     target = Target(mk, (2, 3, 4))
     far_shape = (3, 4) if far_ndim == 2 else (2, 3, 4)
     far = mk.const(far_shape, 50.0, dq=4, substrt=(5, 1))

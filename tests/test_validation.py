@@ -8,7 +8,7 @@
   ``strict=True`` raises.
 * Disk full while writing: ``OutputError`` naming the file, nothing left behind.
 * Numerical hazards: NaN/inf regions, constant stacks, one background, huge values,
-  float32 overflow of ERR², subarrays at the detector edge (values from the spec).
+  float32 overflow of ERR², subarrays at the detector edge (values from the algorithm page).
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ ERROR_CASES = {
 }
 
 
-# Errors the reference raises itself (same built-in type, spec §10), and window keywords
+# Errors the reference raises itself (same built-in type, algorithm page A.16), and window keywords
 # that cannot be right.
 
 def case_window_missing(mk, out):
@@ -814,7 +814,7 @@ def test_huge_outlier(mk, n):
 
 
 def test_err_square_overflows_float32(mk):
-    """ERR = 3e20: ERR² is inf in float32, so ERR_bk is +inf (rate mode, spec §7)."""
+    """ERR = 3e20: ERR² is inf in float32, so ERR_bk is +inf (rate mode, algorithm page A.13)."""
     res = calc(mk.const(SHAPE, 100.0), [mk.const(SHAPE, 5.0, err=3e20, var_arrays=False),
                                         mk.const(SHAPE, 7.0)])
     assert np.isposinf(res.combined["ERR"]).all() and (res.combined["SCI"] == 6.0).all()
@@ -824,7 +824,7 @@ def test_err_square_overflows_float32(mk):
 
 
 def test_err_square_overflow_rateints_lane_is_empty(mk):
-    """Rateints: every inf ERR² is clipped, the lane is empty and gives 0 (spec §5.3)."""
+    """Rateints: every inf ERR² is clipped, the lane is empty and gives 0 (algorithm page A.8)."""
     t = mk(np.full((2, *SHAPE), 100.0, np.float32))
     b = mk(np.full((2, *SHAPE), 5.0, np.float32), err=3e20, var_arrays=False)
     res = calc(t, [b])

@@ -1,6 +1,6 @@
 """WFSS source boxes, masks, catalogs, wavelengthrange files and box tables.
 
-Covers wfss.md §4, §5 and §12 with the oracles B1–B6 of §14, plus box computation through a
+Covers algorithm page W.3, W.4 and W.10 with the oracles B1–B6 of W.3, plus box computation through a
 gwcs object built here.
 """
 

@@ -1,6 +1,6 @@
 """WFSS estimators: robust mean, pixel test, float32 subtraction and weighted fit.
 
-Covers wfss.md §6–§8 and §11 with the oracles W1–W7 and WA–WD of §14, the parameters and the
+Covers algorithm page W.5–W.7 and W.9 with the oracles W1–W7 and WA–WD of W.3, the parameters and the
 DQ translation.
 """
 
@@ -74,7 +74,7 @@ def test_robust_mean_empty_keep_gives_nan_like_the_reference():
 
 
 def _spec_percentile(s: np.ndarray, q: float) -> float:
-    """wfss.md §7 step 2, written out on the sorted float32 values."""
+    """Algorithm page W.6 step 2, written out on the sorted float32 values."""
     n = s.size
     h = (n - 1) * q / 100
     i = math.floor(h)

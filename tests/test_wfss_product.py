@@ -1,4 +1,4 @@
-"""The WFSS product end to end (wfss.md §3, §6, §8–§12; oracles W7–W9).
+"""The WFSS product end to end (algorithm page W.2, W.5, W.7–W.10; oracles W7–W9).
 
 Statuses, DQ, the synthetic scene, chunking, subarrays, bad inputs and the FITS output.
 """
@@ -256,7 +256,7 @@ def test_weighted_without_catalog_uses_every_pixel(scene, tmp_path):
 
 
 def test_user_mask_rule_of_the_weighted_method(scene, tmp_path):
-    """A user mask needs one usable pixel (weighted) or the §6 rule (robust)."""
+    """A user mask needs one usable pixel (weighted) or the W.5 rule (robust)."""
     mask = np.zeros(scene.shape, bool)
     mask[100, 100:103] = True
     ok = build_wfss_product(scene.target, bkg_ref=scene.reference, compat=WEIGHTED,

@@ -69,7 +69,7 @@ class ExposureMeta:
         return (self.exp_type or "").upper() in WFSS_TYPES
 
     def takes_wfss_path(self, compat: str = "jwst-1.13") -> bool:
-        """Whether the scaled-reference WFSS path applies (``wfss.md`` §1).
+        """Whether the scaled-reference WFSS path applies (algorithm page W.1).
 
         ``NRC_WFSS`` and ``NIS_WFSS`` always; ``MIR_WFSS`` only under ``compat="jwst-3.0"``.
         """

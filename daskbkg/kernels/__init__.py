@@ -3,7 +3,7 @@
 Two implementations sit behind one interface:
 
 * :func:`combine_tile_reference` (module :mod:`.clip`), NumPy/Python, literal to
-  ``imaging.md`` §5-§7: the single reference, used by the tests as the oracle;
+  algorithm page A.7-A.13: the single reference, used by the tests as the oracle;
 * :func:`combine_tile` (module :mod:`.compiled`), the C extension built with the package
   (sources in ``src/``): a sort-once clip with a proven error bound and the literal
   algorithm for the pixels it cannot decide, bit-identical to the reference.

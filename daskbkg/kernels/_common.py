@@ -91,7 +91,7 @@ def check_all_rejected(all_rejected: str) -> bool:
     Parameters
     ----------
     all_rejected : {"keep", "reject"}
-        Policy when a clipping pass empties the buffer (spec §6.4).
+        Policy when a clipping pass empties the buffer (algorithm page A.11).
 
     Returns
     -------
@@ -106,7 +106,7 @@ def clip_mode(all_rejected: str, scale: str = "std") -> int:
     Parameters
     ----------
     all_rejected : {"keep", "reject"}
-        Policy when a clipping pass empties the buffer (spec §6.4).
+        Policy when a clipping pass empties the buffer (algorithm page A.11).
     scale : {"std", "mad_std"}
         Scale of the clip: the reference's population standard deviation about the mean,
         or 1.4826 × the median absolute deviation (``clip_scale="mad_std"``), which can

@@ -1,11 +1,11 @@
-"""Reference kernels: the sigma clip and the tile combination, literal to the spec.
+"""Reference kernels: the sigma clip and the tile combination, literal to the algorithm page.
 
-This module is the executable form of ``imaging.md`` §5-§7. It is written for clarity,
+This module is the executable form of algorithm page A.7-A.13. It is written for clarity,
 not speed (it loops over pixels in Python), and serves as the oracle against which the
 compiled kernels (:mod:`daskbkg.kernels.compiled`) are tested bit for bit.
 
 All clipping arithmetic is IEEE float64 on Python floats; float32 steps use NumPy
-float32 scalars so that every intermediate is rounded exactly where the spec says.
+float32 scalars so that every intermediate is rounded exactly where the algorithm page says.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _NAN = float("nan")
 
 
 def _select(buf: list[float], n: int, k: int) -> float:
-    """Wirth's k-th smallest of ``buf[0:n]``, reordering ``buf`` in place (spec §6.3)."""
+    """Wirth's k-th smallest of ``buf[0:n]``, reordering ``buf`` in place (algorithm page A.10)."""
     lo_idx = 0
     hi_idx = n - 1
     while lo_idx < hi_idx:
@@ -60,7 +60,7 @@ def _select(buf: list[float], n: int, k: int) -> float:
 
 
 def _median(buf: list[float], n: int) -> float:
-    """Median of ``buf[0:n]`` by selection; even n selects k = n/2 first (spec §6.3)."""
+    """Median of ``buf[0:n]`` by selection; even n selects k = n/2 first (algorithm page A.10)."""
     if n % 2 == 1:
         return _select(buf, n, (n - 1) // 2)
     upper = _select(buf, n, n // 2)
@@ -84,7 +84,7 @@ MAD_FACTOR = 1.482602218505602
 def _bounds_of_buffer(
     buf: list[float], sigma: float, pass_limit: int, reject: bool, mad: bool = False
 ) -> tuple[float, float]:
-    """Run the pass loop of spec §6.2 on the finite values ``buf`` (modified in place).
+    """Run the pass loop of algorithm page A.9 on the finite values ``buf`` (modified in place).
 
     With ``mad`` the scale is ``MAD_FACTOR`` times the median absolute deviation from
     the median (option ``clip_scale="mad_std"``) instead of the standard deviation.
@@ -128,7 +128,7 @@ def _bounds_of_buffer(
 
 def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "keep",
                      scale: str = "std"):
-    """Compute the final clipping bounds of one lane (spec §6.2-§6.4).
+    """Compute the final clipping bounds of one lane (algorithm page A.9-A.11).
 
     Parameters
     ----------
@@ -164,7 +164,7 @@ def clip_lane_bounds(lane, sigma: float, pass_limit: int, all_rejected: str = "k
 
 
 def _mask_from_bounds(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Spec §6.2 FINAL: rejected iff not finite, or below ``lo``, or above ``hi``."""
+    """Algorithm page A.9 FINAL: rejected iff not finite, or below ``lo``, or above ``hi``."""
     with np.errstate(invalid="ignore"):
         return ~np.isfinite(values) | (values < lo) | (values > hi)
 
@@ -183,7 +183,7 @@ def clip_lane_mask(
     pass_limit : int
         ``UNLIMITED`` (-1) or a positive number of passes.
     all_rejected : {"keep", "reject"}
-        Policy of spec §6.4, see :func:`clip_lane_bounds`.
+        Policy of algorithm page A.11, see :func:`clip_lane_bounds`.
 
     Returns
     -------
@@ -214,7 +214,7 @@ def clip_mask(stack, sigma: float, pass_limit: int, all_rejected: str = "keep", 
     pass_limit : int
         ``UNLIMITED`` (-1) or a positive number of passes.
     all_rejected : {"keep", "reject"}
-        Policy of spec §6.4, see :func:`clip_lane_bounds`.
+        Policy of algorithm page A.11, see :func:`clip_lane_bounds`.
     axis : int
         The stack axis along which lanes run.
 
@@ -235,7 +235,7 @@ def clip_mask(stack, sigma: float, pass_limit: int, all_rejected: str = "keep", 
 
 
 def _intmean(values: np.ndarray, rejected: np.ndarray, empty_nan: bool) -> float:
-    """Clipped mean over integrations with float32 accumulation (spec §5.3)."""
+    """Clipped mean over integrations with float32 accumulation (algorithm page A.8)."""
     s = np.float32(0.0)
     count = 0
     with np.errstate(over="ignore"):
@@ -251,7 +251,7 @@ def _intmean(values: np.ndarray, rejected: np.ndarray, empty_nan: bool) -> float
 def _background_planes(
     sci, err, dq, overlaps, sigma, pass_limit, all_rejected, rateints, empty_nan, scale
 ):
-    """Per-background planes D, E (float64, (N, P)) and the DQ accumulator Q (spec §5)."""
+    """Per-background planes D, E (float64, (N, P)) and the DQ accumulator Q (algorithm page A.7)."""
     n_bkg = sci.shape[0]
     n_pix = sci.shape[-1]
     d_planes = np.full((n_bkg, n_pix), np.nan)
@@ -259,7 +259,7 @@ def _background_planes(
     q_acc = np.zeros(n_pix, dtype=np.uint32)
     for k in range(n_bkg):
         if not overlaps[k]:
-            continue  # D = E = NaN, DQ ignored (spec §5.1)
+            continue  # D = E = NaN, DQ ignored (algorithm page A.7)
         if not rateints:
             d_planes[k] = sci[k].astype(np.float64)
             with np.errstate(over="ignore"):
@@ -293,7 +293,7 @@ def combine_tile_reference(
     no_valid: str = "zero",
     scale: str = "std",
 ):
-    """Combine the backgrounds of one tile: pure NumPy/Python reference (spec §5-§7).
+    """Combine the backgrounds of one tile: pure NumPy/Python reference (algorithm page A.7-A.13).
 
     Parameters
     ----------
@@ -313,9 +313,9 @@ def combine_tile_reference(
         ``UNLIMITED`` (-1) or a positive number of passes
         (:func:`daskbkg.options.normalize_maxiters`).
     rateints : bool
-        Layout and per-background planes: rate (spec §5.2) or rateints (§5.3).
+        Layout and per-background planes: rate (algorithm page A.7) or rateints (A.8).
     all_rejected : {"keep", "reject"}
-        Clip policy of spec §6.4 (``clip_all_rejected``).
+        Clip policy of algorithm page A.11 (``clip_all_rejected``).
     empty_lane : {"zero", "nan"}
         Rateints integration mean without valid integration: 0.0 (reference quirk) or
         NaN (``rateints_empty_lane``).
@@ -336,11 +336,11 @@ def combine_tile_reference(
 
     Notes
     -----
-    N == 0 is handled by the caller (spec §9). The kernel does not fail on it: every
+    N == 0 is handled by the caller (algorithm page A.15). The kernel does not fail on it: every
     pixel then has n_good == 0 and gets the ``no_valid`` value, ERR_bk 0 and DQ 0.
     T == 0 (rateints) makes every integration mean an empty lane.
 
-    Sums start at +0.0 and add the kept values in stack order, as the spec states and as
+    Sums start at +0.0 and add the kept values in stack order, as the algorithm page states and as
     NumPy's masked ``sum``/``mean`` over the outer axis of an image with at least two
     pixels does (so SCI_bk is never -0.0). For a one-pixel image NumPy would instead sum
     pairwise once 8 or more values are reduced; the kernels do not reproduce that corner.

@@ -77,9 +77,9 @@ def combine_tile(sci, err, dq, overlaps, sigma: float, pass_limit: int, *, ratei
     pass_limit : int
         ``UNLIMITED`` (-1) or a positive number of passes.
     rateints : bool
-        Rate (spec §5.2) or rateints (§5.3) per-background planes.
+        Rate (algorithm page A.7) or rateints (A.8) per-background planes.
     all_rejected : {"keep", "reject"}
-        Clip policy of spec §6.4.
+        Clip policy of algorithm page A.11.
     empty_lane : {"zero", "nan"}
         Rateints integration mean without valid integration.
     no_valid : {"zero", "nan"}
@@ -143,7 +143,7 @@ def clip_lane_bounds_compiled(lane, sigma: float, pass_limit: int, all_rejected:
     pass_limit : int
         ``UNLIMITED`` (-1) or a positive number of passes.
     all_rejected : {"keep", "reject"}
-        Policy of spec §6.4.
+        Policy of algorithm page A.11.
     scale : {"std", "mad_std"}
         Clip scale.
 

@@ -1,4 +1,4 @@
-"""WFSS background subtraction: a scaled background reference image (``wfss.md``).
+"""WFSS background subtraction: a scaled background reference image (the algorithm page).
 
 Main entry point: :func:`build_wfss_product`, which returns a
 :class:`daskbkg.subtract.Product` (eager statistics, lazy subtraction) that

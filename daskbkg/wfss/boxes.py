@@ -1,4 +1,4 @@
-"""Source boxes: catalog corners projected through the grism WCS (``wfss.md`` §4.5–§4.7).
+"""Source boxes: catalog corners projected through the grism WCS (algorithm page W.3–W.3).
 
 For every selected object and every extraction order, the four ``sky_bbox`` corners are
 sent through the grism WCS backward transform, world ``(ra, dec, wavelength, order)`` ->
@@ -92,7 +92,7 @@ def _sizes(subsize: Sequence) -> tuple[int, int]:
 
 def keep_box(xmin: int, xmax: int, ymin: int, ymax: int, subsize: Sequence,
              dispaxis) -> bool:
-    """Whether a box reaches the detector (``wfss.md`` §4.7).
+    """Whether a box reaches the detector (algorithm page W.3).
 
     Along the dispersion axis d (x when ``DISPAXIS == 1``, else y):
     ``max_d > 0 and min_d < size_d - 1`` (strict). Across it:

@@ -1,8 +1,8 @@
-"""WFSS source-box tables: the user alternative to the catalog projection (``wfss.md`` §12).
+"""WFSS source-box tables: the user alternative to the catalog projection (algorithm page W.10).
 
 A box table lists one row per kept (object, order) box. Bounds are the integer indices after
-the rounding of §4.6: 0-based, **inclusive**, in full-frame grism pixels, not clipped to the
-detector (values such as -905 or 2773 are normal). daskbkg rasterises them with §5.
+the rounding of W.3: 0-based, **inclusive**, in full-frame grism pixels, not clipped to the
+detector (values such as -905 or 2773 are normal). daskbkg rasterises them with W.4.
 
 Columns (in this order; ``partial`` is optional and informational)::
 

@@ -1,7 +1,7 @@
 """Source catalog of a WFSS exposure: locating it, reading it, selecting sources.
 
 The catalog is the ECSV table written by the imaging source-catalog step and named by the
-target's ``SCATFILE`` keyword (``wfss.md`` §4.3–§4.4). Only the four ``sky_bbox_*``
+target's ``SCATFILE`` keyword (algorithm page W.3–W.3). Only the four ``sky_bbox_*``
 corners (SkyCoord columns) and ``isophotal_abmag`` are used; the other required columns
 must merely exist.
 """
@@ -66,7 +66,7 @@ class SourceCorners:
 
 def filter_key(instrument: str | None, filter_name: str | None, pupil: str | None, *,
                miri: bool = False) -> str | None:
-    """Return the wavelengthrange key of an exposure (``wfss.md`` §4.1).
+    """Return the wavelengthrange key of an exposure (algorithm page W.3).
 
     Parameters
     ----------
@@ -101,7 +101,7 @@ def filter_key(instrument: str | None, filter_name: str | None, pupil: str | Non
 def resolve_catalog_path(scatfile: str | None, target_path: str | os.PathLike, *,
                          override: str | os.PathLike | None = None,
                          cwd: str | os.PathLike | None = None) -> Path:
-    """Locate the source catalog (``wfss.md`` §4.4).
+    """Locate the source catalog (algorithm page W.3).
 
     Precedence: ``override`` (a user parameter or an association ``sourcecat`` member),
     then ``SCATFILE`` relative to the current directory (what the reference does), then
@@ -206,7 +206,7 @@ def _float_values(column) -> np.ndarray:
 
 
 def magnitude_selection(magnitudes, cut: float, nan_mag: str = "exclude") -> np.ndarray:
-    """Which objects get source boxes (``wfss.md`` §4.3).
+    """Which objects get source boxes (algorithm page W.3).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 Each class derives from :class:`daskbkg.errors.InputError` (so a caller can catch every
 refused input at once) **and** from the built-in exception the reference pipeline raises
-for the same condition (``wfss.md`` §10), so ``isinstance(err, ValueError)`` and friends
+for the same condition (algorithm page W.8), so ``isinstance(err, ValueError)`` and friends
 hold exactly as they would for jwst 1.13.2.
 
 =============================================  ==============================  ==================

@@ -1,10 +1,10 @@
 """WFSS scale-factor estimators and per-block subtraction kernels (pure NumPy).
 
 * :func:`robust_mean`, :func:`robust_scale`, :func:`apply_robust`: the reference's
-  estimator (``wfss.md`` §3, §7, §8), float32 rules included.
+  estimator (algorithm page W.2, W.6, W.7), float32 rules included.
 * :func:`weighted_scale`, :func:`apply_weighted`: the error-weighted iterative estimator
-  of jwst >= 1.17 (§11).
-* :func:`pixel_test`: the "enough background pixels" rules (§6).
+  of jwst >= 1.17 (W.9).
+* :func:`pixel_test`: the "enough background pixels" rules (W.5).
 
 Everything here works on whole in-memory images (the reductions need exact global
 percentiles and sums in row-major order); only the two ``apply_*`` kernels run per block.
@@ -26,11 +26,11 @@ __all__ = [
     "apply_robust", "apply_weighted",
 ]
 
-#: Pixel-test modes: the four ``wfss_pixel_test`` options plus the user-mask rule of §11.
+#: Pixel-test modes: the four ``wfss_pixel_test`` options plus the user-mask rule of W.9.
 PIXEL_TEST_MODES = ("jwst-1.13", "jwst-1.12", "fixed", "jwst-3.0", "user-mask")
 
 
-# -- robust mean (§7) ----------------------------------------------------------------------
+# -- robust mean (W.6) ----------------------------------------------------------------------
 def _finite_values(x) -> np.ndarray:
     v = np.asarray(x)
     if v.dtype.kind != "f":
@@ -56,7 +56,7 @@ def quartile_limits(x) -> tuple[float, float]:
 
 
 def robust_mean(x) -> float:
-    """Compute the reference's robust mean of a 1-D sample (``wfss.md`` §7), bit for bit.
+    """Compute the reference's robust mean of a 1-D sample (algorithm page W.6), bit for bit.
 
     NaN values are dropped (infinities stay). The 25th/75th percentiles are computed with
     :func:`numpy.percentile` on the float32 values, **rounded to the sample's dtype**
@@ -88,7 +88,7 @@ def robust_mean(x) -> float:
         return float(np.mean(keep, dtype=np.float64))
 
 
-# -- pixel test (§6, §11) -----------------------------------------------------------------
+# -- pixel test (W.5, W.9) -----------------------------------------------------------------
 @dataclass(frozen=True)
 class PixelTest:
     """Outcome of the "enough background pixels" test.
@@ -112,7 +112,7 @@ class PixelTest:
 
 def pixel_test(bkgmask: np.ndarray, dq: np.ndarray, mode: str = "jwst-1.13",
                ref: np.ndarray | None = None) -> PixelTest:
-    """Apply one of the pixel-count rules of ``wfss.md`` §6 (and the §11 user-mask rule).
+    """Apply one of the pixel-count rules of algorithm page W.5 (and the W.9 user-mask rule).
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ def pixel_test(bkgmask: np.ndarray, dq: np.ndarray, mode: str = "jwst-1.13",
     return PixelTest(passed=bool(passed), count=count, threshold=int(threshold), rule=rule)
 
 
-# -- robust scale and subtraction (§3, §8) ------------------------------------------------
+# -- robust scale and subtraction (W.2, W.7) ------------------------------------------------
 @dataclass(frozen=True)
 class RobustScale:
     """Result of :func:`robust_scale`.
@@ -188,7 +188,7 @@ def zero_nan(ref: np.ndarray) -> np.ndarray:
 
 
 def robust_scale(sci: np.ndarray, ref: np.ndarray, bkgmask: np.ndarray) -> RobustScale:
-    """Compute the reference's scale factor (``wfss.md`` §3 steps 1, 4, 5 and §8).
+    """Compute the reference's scale factor (algorithm page W.2 steps 1, 4, 5 and W.7).
 
     Parameters
     ----------
@@ -216,7 +216,7 @@ def robust_scale(sci: np.ndarray, ref: np.ndarray, bkgmask: np.ndarray) -> Robus
 
 
 def apply_robust(sci: np.ndarray, ref0: np.ndarray, f32) -> np.ndarray:
-    """``float32(SCI - float32(f32 * REF0))``: the reference's subtraction (§8), per block.
+    """``float32(SCI - float32(f32 * REF0))``: the reference's subtraction (W.7), per block.
 
     ``ref0`` must already have its NaNs replaced by 0 (:func:`zero_nan`).
     """
@@ -224,7 +224,7 @@ def apply_robust(sci: np.ndarray, ref0: np.ndarray, f32) -> np.ndarray:
     return np.subtract(sci, scaled, dtype=np.float32)
 
 
-# -- weighted scale (§11) -----------------------------------------------------------------
+# -- weighted scale (W.9) -----------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightedScale:
     """Result of :func:`weighted_scale`.
@@ -261,7 +261,7 @@ class WeightedScale:
 def weighted_scale(sci: np.ndarray, err: np.ndarray, ref: np.ndarray, bkgmask: np.ndarray, *,
                    maxiter: int = 5, rms_stop: float = 0.0, outlier_percent: float = 1.0,
                    dispaxis=None, sci_nan: str = "keep") -> WeightedScale:
-    """Error-weighted iterative scale factor (``wfss.md`` §11, parity target jwst 3.0.0).
+    """Error-weighted iterative scale factor (algorithm page W.9, parity target jwst 3.0.0).
 
     Parameters
     ----------
@@ -350,6 +350,6 @@ def weighted_scale(sci: np.ndarray, err: np.ndarray, ref: np.ndarray, bkgmask: n
 
 
 def apply_weighted(sci: np.ndarray, ref: np.ndarray, factor: float) -> np.ndarray:
-    """``float32(float64(SCI) - factor * float64(REF))`` (§11.4), per block; NaN propagates."""
+    """``float32(float64(SCI) - factor * float64(REF))`` (W.9), per block; NaN propagates."""
     out = np.asarray(sci, dtype=np.float64) - np.float64(factor) * np.asarray(ref, dtype=np.float64)
     return out.astype(np.float32)

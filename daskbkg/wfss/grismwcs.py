@@ -1,4 +1,4 @@
-"""Access to the grism gwcs stored in a WFSS target (``wfss.md`` §12).
+"""Access to the grism gwcs stored in a WFSS target (algorithm page W.10).
 
 Only the output of the ``assign_wcs`` step (and later products) carries the grism gwcs,
 in its FITS ``ASDF`` extension. Reading it needs **stdatamodels and gwcs** (the optional

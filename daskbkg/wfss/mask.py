@@ -18,7 +18,7 @@ __all__ = ["rasterize_boxes", "read_mask_file", "mask_from_source_map"]
 
 
 def rasterize_boxes(boxes: Iterable[Box], shape: tuple[int, int]) -> np.ndarray:
-    """Background mask from source boxes (``wfss.md`` §5).
+    """Background mask from source boxes (algorithm page W.4).
 
     Every pixel starts True; each box sets rows ``[max(ymin, 0), min(ymax + 1, ny))`` and
     columns ``[max(xmin, 0), min(xmax + 1, nx))`` to False (bounds inclusive, clipped to
@@ -50,7 +50,7 @@ def mask_from_source_map(values: np.ndarray) -> np.ndarray:
 
 
 def read_mask_file(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
-    """Read a user background mask (``wfss.md`` §12, alternative 2).
+    """Read a user background mask (algorithm page W.10, alternative 2).
 
     The mask is the 2-D image extension ``MASK`` (EXTVER 1) or, when there is none, the
     primary image. Nonzero = background. This reads the jwst 3.0 ``wfss_mask`` files and

@@ -17,10 +17,10 @@ from .errors import WfssParameterTypeError, WfssParameterValueError
 
 __all__ = ["WfssParams", "METHODS", "DEFAULT_MMAG_CUT"]
 
-#: Estimators: the reference's robust mean (§3, §7) and the later weighted fit (§11).
+#: Estimators: the reference's robust mean (W.2, W.6) and the later weighted fit (W.9).
 METHODS = ("robust-mean", "weighted")
 
-#: Magnitude cut used when ``mmag_extract`` is None (§4.3).
+#: Magnitude cut used when ``mmag_extract`` is None (W.3).
 DEFAULT_MMAG_CUT = 999.0
 
 

@@ -41,7 +41,7 @@ log = logging.getLogger("daskbkg")
 
 
 def is_wfss_target(target: Exposure, compat: ReferenceCompat = ReferenceCompat()) -> bool:
-    """Whether a target takes the WFSS path (``wfss.md`` §1).
+    """Whether a target takes the WFSS path (algorithm page W.1).
 
     ``NRC_WFSS`` and ``NIS_WFSS`` always; ``MIR_WFSS`` only under ``compat="jwst-3.0"``.
     """

@@ -1,7 +1,7 @@
 """The WFSS background reference image (CRDS type ``wfssbkg``), read lazily.
 
 The file holds SCI (float32), DQ (uint32) and a ``DQ_DEF`` table; ERR is ignored
-(``wfss.md`` §2). Its DQ is translated to the standard JWST bit values **by flag name**
+(algorithm page W.1). Its DQ is translated to the standard JWST bit values **by flag name**
 through ``DQ_DEF``, as the reference's data model does on opening: for every ``DQ_DEF`` row
 whose NAME is a standard flag, pixels with any bit of the row's VALUE get that standard
 value; rows with unknown names are ignored. Without a ``DQ_DEF`` table the DQ is used as is
@@ -32,7 +32,7 @@ _FLAG_NAMES = (
     "UNRELIABLE_SLOPE UNRELIABLE_FLAT OPEN ADJ_OPEN FLUX_ESTIMATED MSA_FAILED_OPEN "
     "OTHER_BAD_PIXEL REFERENCE_PIXEL"
 ).split()
-#: Standard JWST DQ mnemonics and their values (``io-and-conventions.md`` §1).
+#: Standard JWST DQ mnemonics and their values (algorithm page C.1).
 STANDARD_DQ_FLAGS = {"GOOD": 0, **{name: 1 << bit for bit, name in enumerate(_FLAG_NAMES)}}
 
 

@@ -1,11 +1,11 @@
 """Build the WFSS background mask from whichever source description the user gave.
 
-Precedence (``wfss.md`` §4, §11, §12):
+Precedence (algorithm page W.3, W.9, W.10):
 
-1. a user **mask** file (``--source-mask``): replaces §4–§5;
-2. a user **box table** (``--source-boxes``): replaces §4, then §5 rasterises it;
+1. a user **mask** file (``--source-mask``): replaces W.3–W.4;
+2. a user **box table** (``--source-boxes``): replaces W.3, then W.4 rasterises it;
 3. the **catalog** (``--source-catalog``, an association ``sourcecat`` member, or the
-   target's ``SCATFILE``) projected through the target's grism gwcs (§4), then §5;
+   target's ``SCATFILE``) projected through the target's grism gwcs (W.3), then W.4;
 4. with the weighted estimator only: no catalog at all means every pixel is background.
 
 Giving both a mask and a box table is refused.
@@ -75,7 +75,7 @@ def sci_dispaxis(target) -> int | None:
 def catalog_boxes(target, *, source_catalog=None, wavelengthrange=None,
                   params: WfssParams = WfssParams(),
                   compat: ReferenceCompat = ReferenceCompat()) -> tuple[list[Box], dict]:
-    """Source boxes of a WFSS target from its catalog and grism gwcs (``wfss.md`` §4).
+    """Source boxes of a WFSS target from its catalog and grism gwcs (algorithm page W.3).
 
     Parameters
     ----------

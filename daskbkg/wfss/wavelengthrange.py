@@ -1,6 +1,6 @@
 """The WAVELENGTHRANGE reference file: extraction orders and wavelength limits.
 
-The file is a plain ASDF tree (``wfss.md`` §2, §4.2)::
+The file is a plain ASDF tree (algorithm page W.1, W.3)::
 
     meta: {exposure: {type: "NRC_WFSS", ...}, ...}
     wavelengthrange: [[order, filter, lambda_min, lambda_max], ...]     # micron
@@ -30,7 +30,7 @@ class OrderRanges:
     Attributes
     ----------
     filter : str
-        The filter key (``wfss.md`` §4.1).
+        The filter key (algorithm page W.3).
     orders : tuple of int
         Orders in the listed order.
     ranges : dict
@@ -43,7 +43,7 @@ class OrderRanges:
 
 
 def orders_and_ranges(extract_orders, wavelengthrange, key: str) -> OrderRanges:
-    """Apply the selection rules of ``wfss.md`` §4.2 to the two lists of the file.
+    """Apply the selection rules of algorithm page W.3 to the two lists of the file.
 
     Parameters
     ----------

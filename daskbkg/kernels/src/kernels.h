@@ -56,7 +56,7 @@ typedef struct {
     double *e;    /* N per-background variances */
 } dbk_literal_scratch;
 
-/* literal.c: the algorithm of imaging.md §6 exactly as the NumPy reference runs it. */
+/* literal.c: the algorithm of algorithm page A.9 exactly as the NumPy reference runs it. */
 void dbk_literal_bounds(double *buf, ptrdiff_t n, const dbk_opts *o, double *dev,
                         double *lo, double *hi);
 void dbk_literal_pixel(const dbk_tile *t, const dbk_opts *o, ptrdiff_t p,

@@ -1,4 +1,4 @@
-/* The literal clip (imaging.md §6.2-§6.4) and the per-pixel combination (§5, §7).
+/* The literal clip (algorithm page A.9-A.11) and the per-pixel combination (A.7, A.13).
  *
  * A line-by-line transcription of daskbkg/kernels/clip.py: Wirth's selection reorders
  * the buffer exactly as there, so the sums of each pass add the same values in the same
@@ -101,7 +101,7 @@ static int kept_by(double x, double lo, double hi)
     return isfinite(x) && !(x < lo) && !(x > hi);
 }
 
-/* Clipped mean over integrations of background k at pixel p (spec §5.3), float32 sums. */
+/* Clipped mean over integrations of background k at pixel p (algorithm page A.8), float32 sums. */
 static double integration_mean(const dbk_tile *t, const float *a, int square, ptrdiff_t k,
                                ptrdiff_t p, const dbk_opts *o, dbk_literal_scratch *s)
 {
@@ -133,7 +133,7 @@ void dbk_literal_pixel(const dbk_tile *t, const dbk_opts *o, ptrdiff_t p,
 {
     uint32_t q = 0;
     for (ptrdiff_t k = 0; k < t->n_bkg; k++) {
-        if (!t->overlaps[k]) {  /* D = E = NaN, DQ ignored (spec §5.1) */
+        if (!t->overlaps[k]) {  /* D = E = NaN, DQ ignored (algorithm page A.7) */
             s->d[k] = NAN;
             s->e[k] = NAN;
             continue;

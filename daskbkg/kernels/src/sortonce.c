@@ -162,7 +162,7 @@ static void *work_alloc(dbk_work *w, const dbk_tile *t)
     return block;
 }
 
-/* Write the block's combined values (spec §7) to pixels p0 .. p0+nb-1. */
+/* Write the block's combined values (algorithm page A.13) to pixels p0 .. p0+nb-1. */
 static void write_block(const dbk_tile *t, const dbk_opts *o, const dbk_lanes *w,
                         ptrdiff_t p0, int nb)
 {
@@ -224,7 +224,7 @@ static DBK_HOT void rate_block(const dbk_tile *t, const dbk_opts *o, dbk_work *w
     accumulate_f32(t->sci + p0, t->n_pix, w->squares, t->overlaps, t->n_bkg, nb, l);
 }
 
-/* Clipped integration means (spec §5.3) of background k, plane SCI or float32 ERR², for
+/* Clipped integration means (algorithm page A.8) of background k, plane SCI or float32 ERR², for
  * the block's lanes, into out[0:nb]. */
 static DBK_HOT void integration_means(const dbk_tile *t, const dbk_opts *o, dbk_work *w,
                                       ptrdiff_t k, int square, ptrdiff_t p0, int nb,
