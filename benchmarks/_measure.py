@@ -9,13 +9,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 start = time.perf_counter()
-proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-_, status, usage = os.wait4(proc.pid, 0)
-code = os.waitstatus_to_exitcode(status)
-err = proc.stderr.read().decode(errors="replace")
-proc.stderr.close()
+# Standard error goes to a file, not a pipe: a chatty command (the reference pipeline logs
+# every step) would otherwise block on a full pipe before exiting.
+with tempfile.TemporaryFile() as log:
+    proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=log)
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    log.seek(0)
+    err = log.read().decode(errors="replace")
 print(json.dumps({"wall": time.perf_counter() - start, "maxrss_kib": usage.ru_maxrss,
                   "code": code, "stderr": err[-2000:]}))
