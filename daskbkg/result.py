@@ -49,23 +49,15 @@ def check_output_path(path: Path | str, inputs: list[str]) -> None:
         raise OutputError(f"{folder}: output directory is not writable")
 
 
-def write_outputs(jobs: list[tuple[Any, ...]], **compute_kwargs) -> list[Path]:
-    """Run several deferred writers in one dask computation, then rename them all.
+def write_outputs(jobs: list, **compute_kwargs) -> list[Path]:
+    """Write several deferred outputs in one computation, then rename them all.
 
-    Each job is ``(pending, finalize, abort)`` as returned by the writers with
-    ``compute=False``. Shared graph parts (a combined background used by the product and
-    by its own file) are computed once. On failure every temporary output is removed.
+    ``jobs`` are :class:`~daskbkg.io.writejob.WriteJob` objects; on failure every
+    temporary output is removed.
     """
-    from .io.fits_writer import store_all
+    from .io.writejob import run_write_jobs
 
-    pending = [pair for job in jobs for pair in job[0]]
-    try:
-        store_all(pending, **compute_kwargs)
-        return [job[1]() for job in jobs]
-    except BaseException:
-        for job in jobs:
-            job[2]()
-        raise
+    return run_write_jobs(jobs, **compute_kwargs)
 
 
 def _finalize_computed(results, status: str, finals: list) -> ComputedResult:
@@ -287,7 +279,7 @@ class BackgroundResult:
                 jobs.append(make())
         except BaseException:
             for job in jobs:
-                job[2]()
+                job.abort()
             raise
         return jobs
 

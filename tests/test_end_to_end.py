@@ -648,3 +648,20 @@ def test_combined_file_provenance(written):
         assert "CAL_VER" not in hdul[0].header
         assert hdul["DQ"].data.dtype == np.uint32
         assert hdul["SCI"].data.dtype.kind == "f" and hdul["SCI"].data.dtype.itemsize == 4
+
+
+def test_deferred_writers_are_typed_write_jobs(rate_sub, tmp_path):
+    """FITS and zarr writers return WriteJobs; aborting one leaves nothing behind."""
+    from daskbkg.io.writejob import WriteJob, run_write_jobs
+
+    result = daskbkg.subtract_background(rate_sub.targets[0], list(rate_sub.backgrounds))
+    jobs = result.fits_jobs(tmp_path / "p.fits", tmp_path / "c.fits") + \
+        result.zarr_jobs(tmp_path / "p.zarr")
+    assert all(isinstance(job, WriteJob) for job in jobs)
+    assert [job.path for job in jobs] == [tmp_path / "p.fits", tmp_path / "c.fits",
+                                          tmp_path / "p.zarr"]
+    jobs[2].abort()
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in tmp_path.iterdir()
+                                                  if p.suffix == ".tmp")
+    assert run_write_jobs(jobs[:2]) == [tmp_path / "p.fits", tmp_path / "c.fits"]
+    assert listing(tmp_path) == ["c.fits", "p.fits"]

@@ -164,7 +164,7 @@ def test_building_result_writers_reads_no_pixel(data, spy, tmp_path):
         jobs = result.fits_jobs(tmp_path / "a.fits", tmp_path / "b.fits")
     assert spy.count() == 0
     for job in jobs:
-        job[2]()  # abort: remove the prepared temporary files
+        job.abort()  # remove the prepared temporary files
 
 
 def test_graph_is_deterministic(data):

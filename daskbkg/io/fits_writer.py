@@ -26,6 +26,7 @@ import numpy as np
 
 from .positional import write_at
 from .source import open_decoded, replace, temp_name
+from .writejob import WriteJob, run_write_jobs
 
 __all__ = ["CopiedHdu", "ArrayHdu", "write_fits", "temp_path_for", "RegionWriter",
            "disk_full_error", "FLIPPED_BZERO"]
@@ -208,9 +209,9 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
     hdus : sequence of CopiedHdu or ArrayHdu
         HDUs in file order; the first must be a primary HDU.
     compute : bool
-        If False, return ``(stores, finalize, abort)``: the list of (source, target)
-        pairs still to be stored, a function that renames the finished file and one that
-        removes it. Used to write several files in one dask computation.
+        If False, return the :class:`~daskbkg.io.writejob.WriteJob` (the (source,
+        target) pairs still to be stored, the rename into place, the clean-up), so that
+        several files are written in one dask computation.
     **compute_kwargs
         Passed to ``dask.array.store`` (e.g. ``scheduler=``).
     """
@@ -267,14 +268,8 @@ def write_fits(path: str | os.PathLike, hdus: Sequence[CopiedHdu | ArrayHdu], *,
     def abort() -> None:
         tmp.unlink(missing_ok=True)
 
-    if not compute:
-        return pending, finalize, abort
-    try:
-        store_all(pending, **compute_kwargs)
-    except BaseException:
-        abort()
-        raise
-    return finalize()
+    job = WriteJob(path, pending, finalize, abort)
+    return job if not compute else run_write_jobs([job], **compute_kwargs)[0]
 
 
 def store_all(pending: Sequence[tuple[Any, Any]], **compute_kwargs) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .writejob import WriteJob, run_write_jobs
+
 __all__ = ["header_cards", "write_zarr_group", "ZarrArraySpec"]
 
 
@@ -129,7 +131,7 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
     shards : bool
         Store every dask chunk as one shard (inner chunks of at most 256x256).
     compute : bool
-        If False return ``(pending, finalize, abort)`` like
+        If False return a :class:`~daskbkg.io.writejob.WriteJob`, like
         :func:`daskbkg.io.fits_writer.write_fits`.
     """
     import zarr
@@ -191,13 +193,5 @@ def write_zarr_group(path: str | os.PathLike, arrays: list[ZarrArraySpec], attrs
     def abort() -> None:
         remove_tree(tmp) if remote else shutil.rmtree(tmp, ignore_errors=True)
 
-    if not compute:
-        return pending, finalize, abort
-    try:
-        from .fits_writer import store_all
-
-        store_all(pending, **compute_kwargs)
-    except BaseException:
-        abort()
-        raise
-    return finalize()
+    job = WriteJob(path, pending, finalize, abort)
+    return job if not compute else run_write_jobs([job], **compute_kwargs)[0]
