@@ -69,3 +69,26 @@ def test_interrupted_shared_campaign_keeps_finished_products(shared_dataset, tmp
     assert states.count("skipped") == len(finished)
     assert states.count("done") == N_PRODUCTS - len(finished)
     assert len(same_outputs(out, reference)) == N_PRODUCTS
+
+
+def test_sigkill_leaves_a_usable_record(shared_dataset, tmp_path):
+    """Killed outright: the manifest lists every product finished so far, the report parses."""
+    data, _ = shared_dataset
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    proc = subprocess.Popen([sys.executable, "-m", "daskbkg.cli", "run", str(data.asn),
+                             "--output-dir", str(out), "--chunks", "4", "--quiet",
+                             "--report", str(report)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = out / ".daskbkg" / "manifest.jsonl"
+    wait_for(lambda: (manifest.exists() and manifest.read_text().count("\n") >= 2)
+             or proc.poll() is not None, 300, "two finished products")
+    proc.kill()
+    proc.wait(timeout=60)
+    finished = {p.name[:-len(".json")] for p in (out / ".daskbkg").glob("*_bkgsub.fits.json")}
+    recorded = [json.loads(line) for line in manifest.read_text().splitlines()]
+    done = {r["name"] for r in recorded if r["state"] == "done"}
+    # Every product the manifest calls done is complete on disk (its marker is written
+    # before its outcome reaches the client).
+    assert len(done) >= 2 and done <= {name[:-len("_bkgsub.fits")] for name in finished}
+    saved = json.loads(report.read_text())  # written atomically: always whole
+    assert len(saved["products"]) == N_PRODUCTS
