@@ -193,6 +193,7 @@ class _Runner:
         self.snapshot = snapshot
         self.pending: dict[Any, int] = {}
         self.shared: dict[tuple, Any] = {}  # group key -> future of the combined background
+        self.members: dict[tuple, tuple] = {}  # group key -> the products sharing it
         self.remaining: dict[tuple, int] = {}  # group key -> products not yet finished
         self.finished = 0
         self.inline: int | None = None  # index of a product running in this thread
@@ -200,21 +201,22 @@ class _Runner:
 
     # -- submission ------------------------------------------------------------------
     def _groups(self) -> None:
-        counts: dict[tuple, int] = {}
+        """Products grouped by background list (only lists used by several products)."""
+        members: dict[tuple, list] = {}
         for item in self.campaign.items:
             key = _group_key(item)
             if key is not None:
-                counts[key] = counts.get(key, 0) + 1
-        self.remaining = {k: n for k, n in counts.items() if n > 1}
+                members.setdefault(key, []).append(item)
+        self.members = {k: tuple(v) for k, v in members.items() if len(v) > 1}
+        self.remaining = {k: len(v) for k, v in self.members.items()}
 
     def _shared_future(self, key: tuple):
         if key not in self.shared:
             c = self.campaign
-            members = tuple(i for i in c.items if _group_key(i) == key)
             from dask.base import tokenize
 
             self.shared[key] = self.backend.submit(
-                combine_group, members, c.settings, c.resume, self._wide(),
+                combine_group, self.members[key], c.settings, c.resume, self._wide(),
                 retries=c.settings.retries,
                 key=f"daskbkg-combined-{tokenize(key, c.settings)}")
         return self.shared[key]
