@@ -36,7 +36,8 @@ def _wchar() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -83,12 +84,12 @@ def run_once(asns: list[str], workers: int, out: Path) -> dict:
     with dask_cluster(out, workers=workers, memory="4GB") as info, \
             distributed.Client(info["address"]) as client:
         client.run(_warm_up)  # imports once per worker, as a long campaign amortises them
-        cpu, wchar, start = _cpu(), _wchar(), time.perf_counter()
+        cpu, wchar, start = cpu_seconds(), _wchar(), time.perf_counter()
         with distributed.get_task_stream(client) as stream:
             report = Campaign.from_inputs(asns, RunSettings(output_dir=out / "products")).run(
                 {"scheduler": client})
         wall = time.perf_counter() - start
-        cpu, wchar = _cpu() - cpu, _wchar() - wchar
+        cpu, wchar = cpu_seconds() - cpu, _wchar() - wchar
     if not report.ok:
         raise RuntimeError(report.table())
     spans = [(s["start"], s["stop"]) for rec in stream.data for s in rec["startstops"]

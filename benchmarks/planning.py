@@ -34,10 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from benchmarks.campaign import cpu_seconds  # noqa: E402
 
 
 def make_campaign(root: Path, products: int) -> tuple[Path, list[Path]]:
@@ -65,7 +62,7 @@ def _instant_backend():
     class InstantBackend(Backend):
         """A backend whose jobs finish at once with a 'done' outcome (client cost only)."""
 
-        slots = 2
+        kind, slots = "instant", 2
 
         def __init__(self):
             import queue
@@ -102,15 +99,15 @@ def client_costs(listfile: Path, backgrounds: list[Path], out: Path) -> dict:
     warm = items_from_inputs([f"@{listfile}"], backgrounds=[str(b) for b in backgrounds])[:10]
     Campaign(warm, RunSettings(output_dir=out / "warm-up")).run()  # imports, not measured
     tracemalloc.start()
-    cpu = _cpu()
+    cpu = cpu_seconds()
     items = items_from_inputs([f"@{listfile}"], backgrounds=[str(b) for b in backgrounds])
-    expand_cpu = _cpu() - cpu
+    expand_cpu = cpu_seconds() - cpu
     items_bytes = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     try:
-        cpu = _cpu()
+        cpu = cpu_seconds()
         report = Campaign(items, RunSettings(output_dir=out)).run()
-        engine_cpu = _cpu() - cpu
+        engine_cpu = cpu_seconds() - cpu
     finally:
         engine.make_backend = original
     peak = tracemalloc.get_traced_memory()[1] - items_bytes
@@ -130,11 +127,11 @@ def execute(listfile: Path, backgrounds: list[Path], out: Path) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     with dask_cluster(out, workers=2) as info, distributed.Client(info["address"]) as client:
-        cpu, start = _cpu(), time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         report = Campaign.from_inputs([f"@{listfile}"], RunSettings(output_dir=out / "p"),
                                       backgrounds=[str(b) for b in backgrounds]).run(
             {"scheduler": client})
-        wall, cpu = time.perf_counter() - start, _cpu() - cpu
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     n = len(report.outcomes)
     assert report.ok, report.table()
     return {"products": n, "wall_s": wall, "client_cpu_ms": 1000 * cpu / n,

@@ -29,6 +29,7 @@ __all__ = [
     "assert_bits_equal",
     "same_outputs",
     "comparable_bytes",
+    "random_cube_case",
 ]
 
 _counter = itertools.count()
@@ -134,6 +135,17 @@ def assert_bits_equal(actual: np.ndarray, expected: np.ndarray) -> None:
             f"arrays differ bitwise in {int(diff.sum())} bytes; first values "
             f"{actual.reshape(-1)[:8]} vs {expected.reshape(-1)[:8]}"
         )
+
+
+def random_cube_case(make, seed: int, shape=(2, 16, 9)) -> tuple:
+    """A random rateints target and three backgrounds written by ``make`` (a :class:`Maker`).
+
+    Target SCI ~ N(5, 1) with DQ 2; background k ~ N(1, 1) with DQ ``1 << k``.
+    """
+    rng = np.random.default_rng(seed)
+    target = make(rng.normal(5, 1, shape).astype(np.float32), dq=2)
+    bkgs = [make(rng.normal(1, 1, shape).astype(np.float32), dq=1 << k) for k in range(3)]
+    return target, bkgs
 
 
 class Maker:

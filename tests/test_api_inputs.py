@@ -6,10 +6,9 @@ import gc
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from astropy.io import fits
-from helpers import assert_bits_equal, read_fits
+from helpers import assert_bits_equal, random_cube_case, read_fits
 
 import daskbkg
 from daskbkg.io.memory import MEMORY_ROOT, MemoryArray
@@ -17,10 +16,7 @@ from daskbkg.io.memory import MEMORY_ROOT, MemoryArray
 
 @pytest.fixture
 def case(inputs):
-    rng = np.random.default_rng(11)
-    shape = (2, 16, 9)
-    target = inputs(rng.normal(5, 1, shape).astype(np.float32), dq=2)
-    bkgs = [inputs(rng.normal(1, 1, shape).astype(np.float32), dq=1 << k) for k in range(3)]
+    target, bkgs = random_cube_case(inputs, seed=11)
     reference = daskbkg.subtract_background(target, bkgs, chunks=(8, -1))
     return target, bkgs, reference
 

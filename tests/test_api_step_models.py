@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, random_cube_case
 
 import daskbkg
 
@@ -22,11 +22,7 @@ pytestmark = [
 
 @pytest.fixture
 def case(inputs):
-    rng = np.random.default_rng(21)
-    shape = (2, 16, 9)
-    target = inputs(rng.normal(5, 1, shape).astype(np.float32), dq=2)
-    bkgs = [inputs(rng.normal(1, 1, shape).astype(np.float32), dq=1 << k) for k in range(3)]
-    return target, bkgs
+    return random_cube_case(inputs, seed=21)
 
 
 def _step():

@@ -29,18 +29,26 @@ class Backend:
 
     Attributes
     ----------
+    kind : str
+        ``"threads"``, ``"processes"``, ``"sync"`` (jobs run in the calling thread, one
+        after the other) or ``"distributed"`` (jobs run on a dask.distributed cluster).
     slots : int
         Jobs that run at once (threads of the cluster, or local workers).
-    inline : bool
-        Jobs run in the calling thread, one after the other.
-    distributed : bool
-        Jobs run on a dask.distributed cluster.
     """
 
+    kind: str = ""
     slots: int = 1
-    inline: bool = False
-    distributed: bool = False
     dashboard_link: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        """Jobs run in the calling thread, one after the other."""
+        return self.kind == "sync"
+
+    @property
+    def distributed(self) -> bool:
+        """Jobs run on a dask.distributed cluster."""
+        return self.kind == "distributed"
 
     def submit(self, fn: Callable, *args: Any, key: str | None = None, retries: int = 0):
         """Schedule ``fn(*args)``; futures among ``args`` are replaced by their results."""
@@ -87,7 +95,6 @@ class LocalBackend(Backend):
     def __init__(self, kind: str = "threads", workers: int | None = None):
         self.kind = kind
         self.slots = max(1, workers or os.cpu_count() or 1) if kind != "sync" else 1
-        self.inline = kind == "sync"
         self._done: queue.Queue = queue.Queue()
         self._pool: cf.Executor | None = None
         if kind == "threads":
@@ -173,7 +180,7 @@ def _copy(source: cf.Future, target: cf.Future) -> None:
 class DistributedBackend(Backend):
     """Jobs as futures on a dask.distributed cluster (``Client.submit``, ``as_completed``)."""
 
-    distributed = True
+    kind = "distributed"
 
     def __init__(self, client):
         from distributed import as_completed
@@ -215,10 +222,11 @@ def make_backend(scheduler: Any = None, workers: int | None = None) -> Backend:
     if hasattr(scheduler, "submit") and hasattr(scheduler, "nthreads"):
         return DistributedBackend(scheduler)
     name = scheduler
-    if callable(scheduler):
-        module = getattr(scheduler, "__module__", "")
-        name = ("processes" if "multiprocessing" in module
-                else "threads" if "threaded" in module else "sync")
+    if callable(scheduler):  # dask's get functions, as daskbkg.scheduling hands them out
+        from ..scheduling import local_scheduler
+
+        name = next((n for n in ("threads", "processes", "sync")
+                     if scheduler is local_scheduler(n)), scheduler)
     if name in _THREADS:
         return LocalBackend("threads", workers)
     if name in _PROCESSES:

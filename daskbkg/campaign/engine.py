@@ -234,7 +234,7 @@ class _Runner:
             self._record(index, Outcome(item.name, "failed", code=2,
                                         reason=item.error or f"{item.name}: no science member"))
             return
-        alone = len(c.items) == 1 and getattr(self.backend, "kind", None) == "threads"
+        alone = len(c.items) == 1 and self.backend.kind == "threads"
         few = self.backend.distributed and len(c.items) < self.backend.slots
         job = ProductJob(item, c.settings, resume=c.resume, index=index,
                          inner=self._wide() if alone or few else "sync",
