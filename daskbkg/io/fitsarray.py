@@ -14,6 +14,7 @@ HDUs that cannot be read this way (tile-compressed images) are read through astr
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import threading
 from collections import OrderedDict
@@ -247,64 +248,92 @@ class FitsArray(LazyArrayBase):
             convert(self._read_section(slices), out, self.where)
             return
         enc = self.encoding
-        mode = enc.mode
-        if (mode in ("plain", "flip") and out.dtype == enc.value_dtype
-                and out.flags.c_contiguous and out.dtype.isnative):
-            # Read the big-endian bytes straight into ``out`` and decode them in place:
-            # one pass over fresh memory instead of two.
-            disk = enc.disk_dtype
-            raw = out.view(disk if mode == "plain" else np.dtype(f">u{disk.itemsize}"))
-            self._read_raw(slices, raw)
-            raw.byteswap(inplace=True)
-            if mode == "flip":
-                unsigned = out.view(f"=u{disk.itemsize}")
-                unsigned ^= unsigned.dtype.type(1 << (8 * disk.itemsize - 1))
+        if (enc.mode in ("plain", "flip") and out.dtype == enc.value_dtype
+                and out.flags.c_contiguous):
+            self._read_swapped(slices, out)
             return
         convert(enc.decode(self._read_raw(slices)), out, self.where)
 
     # -- readers ---------------------------------------------------------------------
-    def _read_raw(self, slices: tuple[slice, ...], raw: np.ndarray | None = None) -> np.ndarray:
-        """Bytes of the region as an array of the on-disk (big-endian) dtype.
-
-        With ``raw`` given (C-contiguous, region shape, itemsize of the disk dtype), the
-        bytes are read into it.
-        """
-        out_shape = tuple(s.stop - s.start for s in slices)
-        disk = self.encoding.disk_dtype
-        if raw is None:
-            raw = np.empty(out_shape, dtype=disk)
-        if raw.size == 0:
-            return raw
+    def _runs(self, slices: tuple[slice, ...]):
+        """``(file offset, nbytes)`` of each contiguous run of the region, in C order."""
+        itemsize = self.encoding.disk_dtype.itemsize
         # Axes from `split` onwards are read as one contiguous run per leading index.
         split = len(self.shape) - 1
         while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
             split -= 1
-        strides = [disk.itemsize] * len(self.shape)
+        strides = [itemsize] * len(self.shape)
         for axis in range(len(self.shape) - 2, -1, -1):
             strides[axis] = strides[axis + 1] * self.shape[axis + 1]
-        run = out_shape[split] * strides[split]
-        remote = "://" in self.path
-        fd = None if remote else _cached_fd(self.path, self.size, self.mtime_ns)
-        flat = raw.reshape(-1).view(np.uint8)
-        lead_shape = out_shape[:split]
-        pos = 0
-        for index in np.ndindex(*lead_shape) if lead_shape else [()]:
-            offset = self.data_offset + slices[split].start * strides[split]
-            for axis, i in enumerate(index):
-                offset += (slices[axis].start + i) * strides[axis]
-            if remote:
-                from .source import read_range
+        run = (slices[split].stop - slices[split].start) * strides[split]
+        base = self.data_offset + slices[split].start * strides[split]
+        lead = [range(s.start, s.stop) for s in slices[:split]]
+        for index in itertools.product(*lead):
+            yield base + sum(i * st for i, st in zip(index, strides)), run
 
-                flat[pos : pos + run] = np.frombuffer(read_range(self.path, offset, run), np.uint8)
-            else:
-                _pread_into(fd, flat[pos : pos + run], offset, self.path)
-            pos += run
+    def _read_bytes(self, target: np.ndarray, offset: int) -> None:
+        """Fill ``target`` (uint8) with the file's bytes at ``offset``."""
+        if "://" in self.path:
+            from .source import read_range
+
+            target[:] = np.frombuffer(read_range(self.path, offset, target.size), np.uint8)
+        else:
+            _pread_into(_cached_fd(self.path, self.size, self.mtime_ns), target, offset,
+                        self.path)
+
+    def _read_swapped(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
+        """Read a plain or sign-flipped region into the C-contiguous native ``out``.
+
+        The big-endian bytes go through a small per-thread buffer that stays in the CPU
+        cache, and are decoded on the way into ``out`` by one vectorised casting copy
+        (NumPy's in-place byte swap is several times slower).
+        """
+        disk = self.encoding.disk_dtype
+        width = disk.itemsize
+        stored = np.dtype(f">u{width}") if self.encoding.mode == "flip" else disk
+        flat = out.reshape(-1).view(stored.newbyteorder("="))
+        sign = flat.dtype.type(1 << (8 * width - 1)) if self.encoding.mode == "flip" else None
+        scratch = _scratch(_SCRATCH_BYTES - _SCRATCH_BYTES % width)
+        pos = 0
+        for offset, run in self._runs(slices):
+            done = 0
+            while done < run:
+                piece = min(run - done, scratch.size)
+                self._read_bytes(scratch[:piece], offset + done)
+                values = flat[pos:pos + piece // width]
+                np.copyto(values, scratch[:piece].view(stored))
+                if sign is not None:
+                    values ^= sign
+                done += piece
+                pos += piece // width
+
+    def _read_raw(self, slices: tuple[slice, ...]) -> np.ndarray:
+        """Bytes of the region as an array of the on-disk (big-endian) dtype."""
+        raw = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.encoding.disk_dtype)
+        flat = raw.reshape(-1).view(np.uint8)
+        pos = 0
+        if raw.size:
+            for offset, run in self._runs(slices):
+                self._read_bytes(flat[pos:pos + run], offset)
+                pos += run
         return raw
 
     def _read_section(self, slices: tuple[slice, ...]) -> np.ndarray:
         hdul = _cached_hdulist(self.path)
         with _lock:
             return np.asarray(hdul[self.hdu_index].section[slices])
+
+
+_SCRATCH_BYTES = 1 << 20
+_local = threading.local()
+
+
+def _scratch(nbytes: int) -> np.ndarray:
+    """This thread's reusable byte buffer (``nbytes`` long)."""
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.size != nbytes:
+        buf = _local.buf = np.empty(nbytes, dtype=np.uint8)
+    return buf
 
 
 def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
