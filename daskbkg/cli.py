@@ -179,5 +179,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code_for(exc)
 
 
+def console_main() -> int:
+    """The ``daskbkg`` console script: :func:`main`, then a prompt exit.
+
+    Everything the run created is moved out of the cyclic garbage collector's reach
+    before the interpreter shuts down. Its final collection would otherwise walk every
+    object the imports and the task graph left behind (about 0.1 s measured on the
+    benchmark machine) to free memory the operating system takes back anyway. The outputs
+    are complete and renamed into place before :func:`main` returns; reference counting
+    still closes files and runs the ``atexit`` handlers as usual.
+    """
+    code = main()
+    import gc
+
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
