@@ -1,4 +1,8 @@
-"""Build of the compiled kernels (``daskbkg.kernels._ckernels``); metadata is in pyproject.toml."""
+"""Build of the compiled parts; metadata is in pyproject.toml.
+
+* ``daskbkg.kernels._ckernels``: the combine kernels;
+* ``daskbkg.io._readruns``: the positional reader of byte runs (no floating point).
+"""
 
 import sys
 
@@ -23,6 +27,11 @@ setup(
             sources=[f"daskbkg/kernels/src/{name}" for name in SOURCES],
             depends=["daskbkg/kernels/src/kernels.h", "daskbkg/kernels/src/blockclip_impl.h"],
             extra_compile_args=FLAGS,
-        )
+        ),
+        Extension(
+            "daskbkg.io._readruns",
+            sources=["daskbkg/io/src/_readruns.c"],
+            extra_compile_args=FLAGS,
+        ),
     ]
 )

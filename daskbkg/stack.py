@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import Placement
-from .io.fitsarray import FitsArray, LazyArrayBase, normalize_key
+from .io.fitsarray import FitsArray, LazyArrayBase, RunBatch, normalize_key
 
 __all__ = ["PlacedArray", "BackgroundStack"]
 
@@ -26,7 +26,7 @@ class PlacedArray(LazyArrayBase):
 
     Parameters
     ----------
-    source : FitsArray or None
+    source : FitsArray, ConstantArray or None
         The background's lazy array; None for a background that does not overlap (the
         array is then entirely ``fill``).
     placement : Placement or None
@@ -69,6 +69,17 @@ class PlacedArray(LazyArrayBase):
         else:
             self.source.read_into(src_index, target)
 
+    def queue_into(self, slices: tuple[slice, ...], out: np.ndarray, batch: RunBatch) -> bool:
+        """Queue the region ``slices`` for ``out`` in ``batch`` when the background covers
+        it whole (no fill, no broadcast); returns False, queuing nothing, otherwise."""
+        region = self._source_region(slices)
+        if region is None or any(region[2]) or not isinstance(self.source, FitsArray):
+            return False
+        out_index, src_index, _ = region
+        if any(o.start != 0 or o.stop != n for o, n in zip(out_index, out.shape)):
+            return False
+        return batch.add(self.source, src_index, out)
+
     def _source_region(self, slices):
         """Where the request meets the placed overlap: (out index, source slices, broadcast)."""
         if self.source is None or self.placement is None:
@@ -109,6 +120,11 @@ class BackgroundStack(LazyArrayBase):
         slices, drop = normalize_key(key, self.shape)
         first, rest = slices[0], slices[1:]
         out = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.dtype)
+        # Members covering the region whole are read together, in one call per decoding.
+        batch = RunBatch(out)
         for k in range(first.start, first.stop):
-            self.members[k].read_into(rest, out[k - first.start])
+            member, plane = self.members[k], out[k - first.start]
+            if not member.queue_into(rest, plane, batch):
+                member.read_into(rest, plane)
+        batch.read()
         return out.squeeze(axis=drop) if drop else out

@@ -67,8 +67,8 @@ def test_write_text_failure_leaves_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
-def test_fallback_without_pread_gives_the_same_files(inputs, tmp_path, monkeypatch):
-    """Forcing the seek+read/write fallback (as on Windows) changes no output byte."""
+def test_fallback_without_pwrite_gives_the_same_files(inputs, tmp_path, monkeypatch):
+    """Forcing the seek+write fallback (as on Windows) changes no output byte."""
     rng = np.random.default_rng(3)
     target = inputs(rng.normal(10, 1, (5, 7)).astype(np.float32),
                     dq=rng.integers(0, 2**32, (5, 7), dtype=np.uint32))

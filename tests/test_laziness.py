@@ -26,12 +26,14 @@ class ReadSpy:
     """Count pixel reads per file (and the regions read); raise while ``forbid`` is set.
 
     Every reading entry point of :class:`FitsArray` that exists is wrapped
-    (``__getitem__``, ``_read_direct``/``_read_raw``/``read_into`` and the astropy
-    fallback ``_read_section``), plus the module's positional-read helper, so the spy
-    keeps working when the reader's internals are reorganised.
+    (``__getitem__``, ``_read_direct``/``_read_raw``/``read_into``, ``runs`` (the byte
+    runs of a region queued for the compiled reader) and the astropy fallback
+    ``_read_section``), plus the module's hook into the compiled reader, so the spy keeps
+    working when the reader's internals are reorganised.
     """
 
-    METHODS = ("__getitem__", "_read_direct", "_read_raw", "read_into", "_read_section")
+    METHODS = ("__getitem__", "_read_direct", "_read_raw", "read_into", "runs",
+               "_read_section")
 
     def __init__(self, monkeypatch):
         self.forbid = False
@@ -55,16 +57,17 @@ class ReadSpy:
         for name in self.METHODS:
             if name in vars(FitsArray):
                 monkeypatch.setattr(FitsArray, name, wrap(vars(FitsArray)[name], name))
-        original_pread = fitsarray._pread_into
+        original_read = fitsarray._read_runs
 
-        def pread(fd, target, offset, path):
+        def pread(runs, *args):
             if spy.forbid:
                 raise AssertionError("positional read while building the graph")
             with spy._lock:
-                spy.reads[(path, "pread")] += 1
-            return original_pread(fd, target, offset, path)
+                for array, *_ in runs:
+                    spy.reads[(array.path, "pread")] += 1
+            return original_read(runs, *args)
 
-        monkeypatch.setattr(fitsarray, "_pread_into", pread)
+        monkeypatch.setattr(fitsarray, "_read_runs", pread)
 
     def count(self, path=None, kind=None):
         """Return the number of reads of ``kind`` (optionally of one file)."""

@@ -2,10 +2,13 @@
 
 A :class:`FitsArray` stores only the path, the byte offset of the data, the shape and the
 on-disk encoding. Indexing it reads exactly the requested region with positional reads
-(:mod:`daskbkg.io.positional`, which releases the GIL) from a per-process cache of open
-file descriptors, and returns a native-endian NumPy array of the working dtype. JWST DQ
-arrays (uint32 stored as int32 with ``BZERO = 2**31``) are decoded by flipping the sign
-bit, which is exact; every other storage is decoded by :mod:`daskbkg.io.encoding`.
+from a per-process cache of open file descriptors, and returns a native-endian NumPy
+array of the working dtype. The reads are made by a small compiled reader
+(``daskbkg/io/src/_readruns.c``) that takes a whole list of byte runs, possibly of many
+files (:class:`RunBatch`: one background stack tile is one call), releases the GIL once,
+and decodes each run in place: the byte swap of big-endian values and, for JWST DQ arrays
+(uint32 stored as int32 with ``BZERO = 2**31``), the sign-bit flip, which is exact.
+Every other storage is decoded by :mod:`daskbkg.io.encoding`.
 
 HDUs that cannot be read this way (tile-compressed images) are read through astropy's
 ``section`` access, also through a per-process cache.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .encoding import Encoding, convert
-from .positional import read_at
+from ._readruns import read_runs
 
 __all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
 
@@ -247,15 +251,14 @@ class FitsArray(LazyArrayBase):
         if not self.direct:
             convert(self._read_section(slices), out, self.where)
             return
-        enc = self.encoding
-        if (enc.mode in ("plain", "flip") and out.dtype == enc.value_dtype
-                and out.flags.c_contiguous):
-            self._read_swapped(slices, out)
+        batch = RunBatch(out)
+        if batch.add(self, slices, out):
+            batch.read()
             return
-        convert(enc.decode(self._read_raw(slices)), out, self.where)
+        convert(self.encoding.decode(self._read_raw(slices)), out, self.where)
 
     # -- readers ---------------------------------------------------------------------
-    def _runs(self, slices: tuple[slice, ...]):
+    def runs(self, slices: tuple[slice, ...]):
         """``(file offset, nbytes)`` of each contiguous run of the region, in C order."""
         itemsize = self.encoding.disk_dtype.itemsize
         # Axes from `split` onwards are read as one contiguous run per leading index.
@@ -271,51 +274,22 @@ class FitsArray(LazyArrayBase):
         for index in itertools.product(*lead):
             yield base + sum(i * st for i, st in zip(index, strides)), run
 
-    def _read_bytes(self, target: np.ndarray, offset: int) -> None:
-        """Fill ``target`` (uint8) with the file's bytes at ``offset``."""
-        if "://" in self.path:
-            from .source import read_range
-
-            target[:] = np.frombuffer(read_range(self.path, offset, target.size), np.uint8)
-        else:
-            _pread_into(_cached_fd(self.path, self.size, self.mtime_ns), target, offset,
-                        self.path)
-
-    def _read_swapped(self, slices: tuple[slice, ...], out: np.ndarray) -> None:
-        """Read a plain or sign-flipped region into the C-contiguous native ``out``.
-
-        The big-endian bytes go through a small per-thread buffer that stays in the CPU
-        cache, and are decoded on the way into ``out`` by one vectorised casting copy
-        (NumPy's in-place byte swap is several times slower).
-        """
-        disk = self.encoding.disk_dtype
-        width = disk.itemsize
-        stored = np.dtype(f">u{width}") if self.encoding.mode == "flip" else disk
-        flat = out.reshape(-1).view(stored.newbyteorder("="))
-        sign = flat.dtype.type(1 << (8 * width - 1)) if self.encoding.mode == "flip" else None
-        scratch = _scratch(_SCRATCH_BYTES - _SCRATCH_BYTES % width)
-        pos = 0
-        for offset, run in self._runs(slices):
-            done = 0
-            while done < run:
-                piece = min(run - done, scratch.size)
-                self._read_bytes(scratch[:piece], offset + done)
-                values = flat[pos:pos + piece // width]
-                np.copyto(values, scratch[:piece].view(stored))
-                if sign is not None:
-                    values ^= sign
-                done += piece
-                pos += piece // width
+    def decoding(self, dtype: np.dtype) -> tuple[bool, int] | None:
+        """``(swap, mask)`` turning the stored bytes into values of ``dtype`` in place,
+        or None when the values need more than a byte swap and a sign-bit flip."""
+        enc = self.encoding
+        if not self.direct or dtype != enc.value_dtype or enc.mode not in ("plain", "flip"):
+            return None
+        width = enc.disk_dtype.itemsize
+        mask = 1 << (8 * width - 1) if enc.mode == "flip" else 0
+        return (width > 1 and sys.byteorder == "little", mask)
 
     def _read_raw(self, slices: tuple[slice, ...]) -> np.ndarray:
         """Bytes of the region as an array of the on-disk (big-endian) dtype."""
         raw = np.empty(tuple(s.stop - s.start for s in slices), dtype=self.encoding.disk_dtype)
-        flat = raw.reshape(-1).view(np.uint8)
-        pos = 0
-        if raw.size:
-            for offset, run in self._runs(slices):
-                self._read_bytes(flat[pos:pos + run], offset)
-                pos += run
+        batch = RunBatch(raw)
+        batch.add(self, slices, raw, decoding=(False, 0))
+        batch.read()
         return raw
 
     def _read_section(self, slices: tuple[slice, ...]) -> np.ndarray:
@@ -324,18 +298,80 @@ class FitsArray(LazyArrayBase):
             return np.asarray(hdul[self.hdu_index].section[slices])
 
 
-_SCRATCH_BYTES = 1 << 20
-_local = threading.local()
+class RunBatch:
+    """Regions of several arrays read into one output buffer with few calls.
+
+    Each region is a list of contiguous byte runs of one file; runs that share a
+    decoding (byte swap and sign-bit mask) are read by one call of the compiled reader
+    :func:`daskbkg.io._readruns.read_runs`, which releases the GIL once for all of them
+    and decodes each run while it is in the CPU cache. Remote files are read run by run
+    through fsspec and decoded by NumPy.
+
+    Parameters
+    ----------
+    out : numpy.ndarray
+        The buffer every destination lies in; nothing is queued unless it is
+        C-contiguous.
+    """
+
+    def __init__(self, out: np.ndarray):
+        # Nothing can be queued into a buffer that is not one contiguous block.
+        self._out = out.reshape(-1).view(np.uint8) if out.flags.c_contiguous else None
+        self._start = out.__array_interface__["data"][0]
+        self._groups: dict[tuple[int, bool, int], list] = {}
+
+    def add(self, array: "FitsArray", slices: tuple[slice, ...], dest: np.ndarray,
+            decoding: tuple[bool, int] | None = None) -> bool:
+        """Queue the region ``slices`` of ``array`` for ``dest`` (a C-contiguous part of
+        the output, shaped like the region).
+
+        Returns False, queuing nothing, when the region cannot be read this way: the
+        file is compressed, the stored values need more than a byte swap and a sign flip
+        to become ``dest.dtype``, or ``dest`` is not contiguous.
+        """
+        decoding = decoding or array.decoding(dest.dtype)
+        if decoding is None or self._out is None or not dest.flags.c_contiguous:
+            return False
+        if dest.size == 0:
+            return True
+        pos = dest.__array_interface__["data"][0] - self._start
+        runs = self._groups.setdefault((array.encoding.disk_dtype.itemsize, *decoding), [])
+        for offset, nbytes in array.runs(slices):
+            runs.append((array, offset, nbytes, pos))
+            pos += nbytes
+        return True
+
+    def read(self) -> None:
+        """Read every queued run (OSError naming the file if one cannot be read)."""
+        for (width, swap, mask), runs in self._groups.items():
+            local = [r for r in runs if "://" not in r[0].path]
+            if local:
+                _read_runs(local, self._out, width, swap, mask)
+            for array, offset, nbytes, pos in runs:
+                if "://" in array.path:
+                    _read_remote(array, offset, self._out[pos:pos + nbytes], width, swap, mask)
+        self._groups.clear()
 
 
-def _scratch(nbytes: int) -> np.ndarray:
-    """This thread's reusable byte buffer (``nbytes`` long)."""
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.size != nbytes:
-        buf = _local.buf = np.empty(nbytes, dtype=np.uint8)
-    return buf
+def _read_runs(runs: list, out: np.ndarray, width: int, swap: bool, mask: int) -> None:
+    """Read local runs ``(array, offset, nbytes, pos)`` into ``out`` (one hook for tests)."""
+    fds = np.array([_cached_fd(a.path, a.size, a.mtime_ns) for a, *_ in runs], dtype=np.int32)
+    table = np.array([r[1:] for r in runs], dtype=np.int64).T.copy()
+    status, failed, error = read_runs(fds, table[0], table[1], table[2], out, width, swap, mask)
+    if status == 1:
+        raise OSError(f"{runs[failed][0].path}: unexpected end of file (truncated FITS data)")
+    if status == 2:
+        raise OSError(error, f"{runs[failed][0].path}: {os.strerror(error)}")
 
 
-def _pread_into(fd: int, target: np.ndarray, offset: int, path: str) -> None:
-    """Fill ``target`` (a uint8 view) with bytes of ``fd`` at ``offset`` (one hook for tests)."""
-    read_at(fd, target, offset, path)
+def _read_remote(array: "FitsArray", offset: int, target: np.ndarray, width: int, swap: bool,
+                 mask: int) -> None:
+    """Read one run of a URL into ``target`` (uint8) and decode it there."""
+    from .source import read_range
+
+    target[:] = np.frombuffer(read_range(array.path, offset, target.size), np.uint8)
+    values = target.view(f"=u{width}")
+    if swap:
+        values.byteswap(inplace=True)
+    if mask:
+        values ^= values.dtype.type(mask)

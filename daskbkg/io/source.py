@@ -1,6 +1,6 @@
 """Where input bytes come from: local files (positional reads) or fsspec URLs.
 
-Local paths are read with positional reads (:mod:`daskbkg.io.positional`) on descriptors
+Local paths are read with positional reads (:mod:`daskbkg.io.fitsarray`) on descriptors
 cached per process. Any other URL (``s3://``, ``memory://``, ``file://``, ...) is read with
 byte-range requests through fsspec; storage options come from fsspec's configuration (for
 example the environment variable ``FSSPEC_S3_ENDPOINT_URL``), so workers need no extra
