@@ -22,11 +22,12 @@ reports wall time and the peak RSS of the child process:
 * ``jwst`` (with ``--jwst PYTHON``) — the reference pipeline's ``BackgroundStep``
   (``benchmarks/jwst_step.py``) run by the interpreter of its own virtual environment
   (``--make-jwst-venv DIR`` creates one with jwst 3.0.0), offline, on the same inputs;
-  one call of the step per target;
+  one call of the step per target; best of ``--repeat`` runs like the others;
 * ``previous`` (with ``--previous PYTHON``) — the same CLI command run by another
   installation's interpreter, e.g. a virtual environment holding an earlier commit of
   daskbkg (``git worktree add``), so that a change is measured against the code it
-  replaces in the same run; ``--previous-env KEY=VALUE`` sets its environment.
+  replaces in the same run; ``--previous-env KEY=VALUE`` sets its environment. Its runs
+  alternate with daskbkg's, so both see the machine in the same state.
 
 Ratios (daskbkg / floor, baseline / daskbkg, daskbkg / previous) are measured in the same
 run.
@@ -130,18 +131,26 @@ def measure(cfg: Config, root: Path, repeat: int, previous: tuple[str, dict] | N
     base_cmd = [py, str(HERE / "baseline.py"), "--output-dir", str(out / "baseline"), *floor_args]
     row: dict = {"config": cfg.name}
     best = lambda cmd, env=None: min((_run(cmd, env) for _ in range(repeat)), key=lambda r: r[0])  # noqa: E731
+    # daskbkg and the previous installation run alternately, so that both see the same
+    # state of the machine (page cache, other load) in every round.
+    rivals = {"daskbkg": (daskbkg_cmd, None)}
+    if previous is not None:
+        rivals["previous"] = ([previous[0], *daskbkg_cmd[1:]], previous[1])
     row["first_s"], _ = _run(daskbkg_cmd)  # first touch of this configuration's files
-    row["daskbkg_s"], row["daskbkg_mib"] = best(daskbkg_cmd)
+    if previous is not None:
+        _run(*rivals["previous"])
+    runs: dict = {name: [] for name in rivals}
+    for _ in range(repeat):
+        for name, (cmd, env) in rivals.items():
+            runs[name].append(_run(cmd, env))
+    for name, results in runs.items():
+        row[f"{name}_s"], row[f"{name}_mib"] = min(results, key=lambda r: r[0])
     row["floor_s"], row["floor_mib"] = best(floor_cmd)
     row["baseline_s"], row["baseline_mib"] = _run(base_cmd)
     if jwst is not None:
         jwst_cmd = [jwst, str(HERE / "jwst_step.py"), "--output-dir", str(out / "jwst"),
                     "--bkg", *info["backgrounds"], "--", *info["targets"]]
-        row["jwst_s"], row["jwst_mib"] = _run(jwst_cmd)
-    if previous is not None:
-        prev_cmd = [previous[0], *daskbkg_cmd[1:]]
-        _run(prev_cmd, previous[1])
-        row["previous_s"], row["previous_mib"] = best(prev_cmd, previous[1])
+        row["jwst_s"], row["jwst_mib"] = best(jwst_cmd)
     row["vs_floor"] = row["daskbkg_s"] / row["floor_s"]
     row["speedup"] = row["baseline_s"] / row["daskbkg_s"]
     return row

@@ -73,11 +73,19 @@ class CombinedBackground:
         return {"SCI": self.sci, "ERR": self.err, "DQ": self.dq, "NBKG": self.nbkg}
 
     def compute_arrays(self, **compute_kwargs) -> dict[str, np.ndarray]:
-        """Compute the four arrays together (one pass over the backgrounds)."""
-        import dask
+        """Compute the four arrays together (one pass over the backgrounds).
 
-        values = dask.compute(*self.arrays.values(), **compute_kwargs)
-        return dict(zip(self.arrays.keys(), values))
+        Each tile is stored into the preallocated results as soon as it is computed, so
+        the peak memory is the results plus the tiles in flight (``dask.compute`` would
+        hold every tile's blocks until it concatenates them: three times the results).
+        """
+        import dask.array as da
+
+        arrays = {name: np.empty(lazy.shape, dtype=lazy.dtype)
+                  for name, lazy in self.arrays.items()}
+        da.store(list(self.arrays.values()), list(arrays.values()), lock=False,
+                 **compute_kwargs)
+        return arrays
 
     def with_arrays(self, arrays: dict[str, np.ndarray]) -> "CombinedBackground":
         """The same combined background with its values given (computed elsewhere).

@@ -377,3 +377,33 @@ def test_wfss_failed_step_is_failed_and_retried(tmp_path):
         (outcome,) = report.outcomes
         assert (outcome.state, outcome.status, outcome.code) == ("failed", "FAILED", 1)
         assert "not finite" in outcome.reason
+
+
+def test_job_threads_scheduler_uses_one_thread_per_core():
+    """A job's "threads" scheduler, started from a job thread, runs as many tiles at once
+    as the tile plan assumes (one per core), not ThreadPoolExecutor's default (cores + 4)."""
+    import time
+
+    import dask
+
+    from daskbkg.campaign.jobs import inner_scheduler
+
+    seen, lock = set(), threading.Lock()
+
+    def task(i):
+        with lock:
+            seen.add(threading.get_ident())
+        time.sleep(0.02)
+        return i
+
+    def job():
+        with inner_scheduler("threads") as get:
+            results.extend(dask.compute(*[dask.delayed(task)(i) for i in range(24)],
+                                        scheduler=get))
+
+    results: list = []
+    runner = threading.Thread(target=job)
+    runner.start()
+    runner.join()
+    assert sorted(results) == list(range(24))
+    assert 1 <= len(seen) <= (os.cpu_count() or 1)

@@ -17,7 +17,9 @@ many products is scanned once per worker process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import sys
 import threading
 import time
@@ -164,7 +166,13 @@ def inner_scheduler(inner: str):
         return
     from ..scheduling import local_scheduler
 
-    yield local_scheduler(inner)
+    get = local_scheduler(inner)
+    if inner == "threads":
+        # Called from a job's thread, dask's threaded scheduler would start a pool of
+        # ThreadPoolExecutor's default size (CPU count + 4): more tiles in flight than
+        # the tile plan counts on (three times the memory on 2 cores).
+        get = functools.partial(get, num_workers=os.cpu_count() or 1)
+    yield get
 
 
 def _current_worker():
