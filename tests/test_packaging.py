@@ -39,9 +39,18 @@ def test_setup_builds_every_c_source():
     assert "-ffp-contract=off" in text and "march" not in text.replace("no -march", "")
 
 
+def test_setup_builds_the_reader():
+    """The compiled reader of background tiles is an extension of its own, in daskbkg.io."""
+    text = (ROOT / "setup.py").read_text()
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "daskbkg/io/src").glob("*.c"))
+    assert sources == ["daskbkg/io/src/_readruns.c"]
+    assert '"daskbkg.io._readruns"' in text and f'"{sources[0]}"' in text
+
+
 def test_sdist_manifest_ships_the_sources():
     manifest = (ROOT / "MANIFEST.in").read_text()
     assert "recursive-include daskbkg/kernels/src *.c *.h" in manifest
+    assert "recursive-include daskbkg/io/src *.c" in manifest
 
 
 def test_cibuildwheel_targets(pyproject):
