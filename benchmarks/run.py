@@ -75,8 +75,12 @@ QUICK = [Config("q-rate8", 8, frame=(512, 512)), Config("q-rateints4", 4, True, 
 
 def _run(argv: list[str], env: dict | None = None) -> tuple[float, float]:
     """Run a command through the launcher; return (wall seconds, its peak RSS in MiB)."""
+    environ = {**os.environ, **(env or {})}
+    # Children write and use bytecode caches, as an installed package does (a shell that
+    # sets PYTHONDONTWRITEBYTECODE would make every run compile the editable sources).
+    environ.pop("PYTHONDONTWRITEBYTECODE", None)
     out = subprocess.run([sys.executable, str(HERE / "_measure.py"), *argv],
-                         env={**os.environ, **(env or {})}, capture_output=True, text=True)
+                         env=environ, capture_output=True, text=True)
     result = json.loads(out.stdout)
     if result["code"] != 0:
         raise RuntimeError(f"{argv[:4]} failed:\n{result['stderr']}")
