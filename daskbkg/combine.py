@@ -75,16 +75,21 @@ class CombinedBackground:
     def compute_arrays(self, **compute_kwargs) -> dict[str, np.ndarray]:
         """Compute the four arrays together (one pass over the backgrounds).
 
-        Each tile is stored into the preallocated results as soon as it is computed, so
-        the peak memory is the results plus the tiles in flight (``dask.compute`` would
-        hold every tile's blocks until it concatenates them: three times the results).
+        With a scheduler that runs in this process (threads, synchronous), each tile is
+        stored into the preallocated results as soon as it is computed, so the peak
+        memory is the results plus the tiles in flight (``dask.compute`` holds every
+        tile's blocks until it concatenates them: three times the results). Any other
+        scheduler (processes, a distributed cluster) computes elsewhere, where stores
+        would land in copies: the blocks are then gathered by ``dask.compute``.
         """
+        import dask
         import dask.array as da
 
-        arrays = {name: np.empty(lazy.shape, dtype=lazy.dtype)
-                  for name, lazy in self.arrays.items()}
-        da.store(list(self.arrays.values()), list(arrays.values()), lock=False,
-                 **compute_kwargs)
+        lazy = list(self.arrays.values())
+        if not _runs_in_this_process(compute_kwargs.get("scheduler"), lazy):
+            return dict(zip(self.arrays.keys(), dask.compute(*lazy, **compute_kwargs)))
+        arrays = {name: np.empty(a.shape, dtype=a.dtype) for name, a in self.arrays.items()}
+        da.store(lazy, list(arrays.values()), lock=False, **compute_kwargs)
         return arrays
 
     def with_arrays(self, arrays: dict[str, np.ndarray]) -> "CombinedBackground":
@@ -151,6 +156,18 @@ def _read_and_combine(region, *, stacks, **kernel_options):
     """
     sci, err, dq = (stack[(slice(None),) * (stack.ndim - 2) + region] for stack in stacks)
     return _combine_block(sci, err, dq, **kernel_options)
+
+
+def _runs_in_this_process(scheduler, collections) -> bool:
+    """Whether dask would compute ``collections`` with ``scheduler`` in this process's
+    memory (the threaded or synchronous scheduler, named, given, or the default)."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    get = get_scheduler(scheduler=scheduler, collections=collections)
+    get = getattr(get, "func", get)  # a functools.partial of a scheduler function
+    return get in (dask.threaded.get, dask.local.get_sync)
 
 
 def _view(array: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:

@@ -190,3 +190,22 @@ def test_truncated_data_is_reported_with_the_file_name(tmp_path):
     assert_bits_equal(cut[0:5], data[0:5])
     with pytest.raises(OSError, match="cut.fits: unexpected end of file"):
         cut[4:7]
+
+
+def test_descriptors_in_use_are_never_closed(tmp_path, monkeypatch):
+    """With a cache of one descriptor, files opened by other reads while a read holds its
+    descriptors evict only idle ones; the cache shrinks back once the read is done."""
+    arrays = []
+    for i in range(4):
+        _write_cube(tmp_path / f"f{i}.fits", np.full((3, 4), i, dtype=np.float32))
+        arrays.append(scan_fits(tmp_path / f"f{i}.fits").array("SCI"))
+    fitsarray.close_cached_files()
+    monkeypatch.setattr(fitsarray, "_MAX_OPEN", 1)
+    with fitsarray._descriptors(arrays[:2]) as fds:
+        for i, array in enumerate(arrays[2:], start=2):
+            assert_bits_equal(array[...], np.full((3, 4), i, dtype=np.float32))
+        for fd, array in zip(fds, arrays[:2]):
+            assert os.path.samestat(os.fstat(fd), os.stat(array.path))
+    assert len(fitsarray._fds) == 1 and not fitsarray._busy
+    for i, array in enumerate(arrays):
+        assert_bits_equal(array[1:3, 1:], np.full((2, 3), i, dtype=np.float32))

@@ -10,6 +10,7 @@ from collections import Counter
 
 import cloudpickle
 import dask
+import dask.threaded
 import numpy as np
 import pytest
 from helpers import Maker, assert_bits_equal
@@ -284,3 +285,20 @@ def test_given_combined_arrays_are_used_without_a_copy(data):
         first = dask.local.get_sync(dict(lazy.__dask_graph__()), (lazy.name, 0, 0))
         assert np.shares_memory(first, arrays[name]), name
         assert_bits_equal(lazy.compute(scheduler="sync"), arrays[name])
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_combined_arrays_are_the_same_on_every_scheduler(data, scheduler):
+    """In-process schedulers fill preallocated results tile by tile; the others gather
+    the blocks (stores there would fill copies): the values are the same either way."""
+    from daskbkg.combine import _runs_in_this_process
+
+    bkgs = list(data.backgrounds)
+    comb = daskbkg.subtract_background(data.targets[0], bkgs, chunks=(6, -1)).combined_background
+    lazy = list(comb.arrays.values())
+    assert _runs_in_this_process(scheduler, lazy) == (scheduler != "processes")
+    assert _runs_in_this_process(functools.partial(dask.threaded.get, num_workers=2), lazy)
+    expected = dask.compute(*lazy, scheduler="sync")
+    got = comb.compute_arrays(scheduler=scheduler)
+    for value, (name, array) in zip(expected, got.items()):
+        assert_bits_equal(array, value)

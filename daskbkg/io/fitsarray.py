@@ -17,6 +17,7 @@ HDUs that cannot be read this way (tile-compressed images) are read through astr
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import sys
@@ -34,28 +35,65 @@ __all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "clos
 
 _MAX_OPEN = 128
 _lock = threading.Lock()
-_fds: "OrderedDict[tuple[str, int, float], int]" = OrderedDict()
+_fds: "OrderedDict[tuple[str, int, int], int]" = OrderedDict()
+_busy: dict[tuple[str, int, int], int] = {}  # descriptors in use by reads right now
 _hduls: "OrderedDict[str, tuple]" = OrderedDict()  # path -> (HDUList, stream)
 
 
-def _cached_fd(path: str, size: int, mtime_ns: int) -> int:
-    """Return an open read-only descriptor for ``path``, opening it once per process."""
-    key = (path, size, mtime_ns)
-    with _lock:
-        fd = _fds.get(key)
-        if fd is not None:
-            _fds.move_to_end(key)
-            return fd
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        st = os.fstat(fd)
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
-            os.close(fd)
-            raise OSError(f"{path}: file changed since it was opened (size or mtime differ)")
-        _fds[key] = fd
-        while len(_fds) > _MAX_OPEN:
-            _, old = _fds.popitem(last=False)
-            os.close(old)
+def _open_cached(key: tuple[str, int, int]) -> int:
+    """The cached read-only descriptor of ``key`` = (path, size, mtime); call under _lock."""
+    fd = _fds.get(key)
+    if fd is not None:
+        _fds.move_to_end(key)
         return fd
+    path, size, mtime_ns = key
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    st = os.fstat(fd)
+    if st.st_size != size or st.st_mtime_ns != mtime_ns:
+        os.close(fd)
+        raise OSError(f"{path}: file changed since it was opened (size or mtime differ)")
+    _fds[key] = fd
+    return fd
+
+
+def _evict() -> None:
+    """Close the least recently used descriptors beyond _MAX_OPEN that no read is using
+    (call under _lock; while reads pin them, the cache may hold more for a moment)."""
+    idle = [key for key in _fds if not _busy.get(key)]
+    for key in idle[:max(0, len(_fds) - _MAX_OPEN)]:
+        os.close(_fds.pop(key))
+
+
+@contextlib.contextmanager
+def _descriptors(arrays):
+    """Descriptors of the files of ``arrays`` (opened once per process), pinned while the
+    block runs: the compiled reader uses them with the GIL released, so another thread
+    must not close one (its number could be reused by a newly opened file)."""
+    keys = [(a.path, a.size, a.mtime_ns) for a in arrays]
+    with _lock:
+        pinned = []
+        try:
+            for key in keys:
+                _busy[key] = _busy.get(key, 0) + 1
+                pinned.append(key)
+                _open_cached(key)
+        except BaseException:
+            _unpin(pinned)
+            raise
+        fds = [_fds[key] for key in keys]
+    try:
+        yield fds
+    finally:
+        with _lock:
+            _unpin(keys)
+
+
+def _unpin(keys) -> None:
+    for key in keys:
+        _busy[key] -= 1
+        if not _busy[key]:
+            del _busy[key]
+    _evict()
 
 
 def _cached_hdulist(path: str):
@@ -355,9 +393,10 @@ class RunBatch:
 
 def _read_runs(runs: list, out: np.ndarray, width: int, swap: bool, mask: int) -> None:
     """Read local runs ``(array, offset, nbytes, pos)`` into ``out`` (one hook for tests)."""
-    fds = np.array([_cached_fd(a.path, a.size, a.mtime_ns) for a, *_ in runs], dtype=np.int32)
     table = np.array([r[1:] for r in runs], dtype=np.int64).T.copy()
-    status, failed, error = read_runs(fds, table[0], table[1], table[2], out, width, swap, mask)
+    with _descriptors([r[0] for r in runs]) as fds:
+        status, failed, error = read_runs(np.array(fds, dtype=np.int32), table[0], table[1],
+                                          table[2], out, width, swap, mask)
     if status == 1:
         raise OSError(f"{runs[failed][0].path}: unexpected end of file (truncated FITS data)")
     if status == 2:
