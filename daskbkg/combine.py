@@ -100,9 +100,8 @@ class CombinedBackground:
         views of ``arrays`` (``dask.array.from_array`` would copy each array first: 64
         MiB per product for a 2048² image, while products sharing it run side by side).
         """
-        lazy = {name: _tile_array(functools.partial(_view, arrays[name]),
-                                  f"combined-{name.lower()}-{self.key}", array.chunks,
-                                  arrays[name].dtype)
+        lazy = {name: _tile_array(_view, f"combined-{name.lower()}-{self.key}", array.chunks,
+                                  arrays[name].dtype, data=arrays[name])
                 for name, array in self.arrays.items()}
         return dataclasses.replace(self, sci=lazy["SCI"], err=lazy["ERR"], dq=lazy["DQ"],
                                    nbkg=lazy["NBKG"])
@@ -175,18 +174,28 @@ def _view(array: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
 
 
 def _tile_array(kernel, name: str, chunks: tuple[tuple[int, ...], tuple[int, ...]],
-                dtype: np.dtype = PACKED_DTYPE):
-    """A dask array whose block (i, j) is ``kernel((rows_i, cols_j))`` (no input arrays)."""
+                dtype: np.dtype = PACKED_DTYPE, data: np.ndarray | None = None):
+    """A dask array whose block (i, j) is ``kernel((rows_i, cols_j))`` (no input arrays).
+
+    With ``data``, the block is ``kernel(data, (rows_i, cols_j))`` and ``data`` is one
+    node of the graph that every block depends on: a distributed scheduler moves it to a
+    worker once, instead of with every task.
+    """
     import dask.array as da
     from dask.highlevelgraph import HighLevelGraph
 
     row_starts = np.cumsum((0,) + chunks[0])
     col_starts = np.cumsum((0,) + chunks[1])
-    graph = {
-        (name, i, j): (kernel, (slice(int(row_starts[i]), int(row_starts[i + 1])),
-                                slice(int(col_starts[j]), int(col_starts[j + 1]))))
-        for i in range(len(chunks[0])) for j in range(len(chunks[1]))
-    }
+    graph: dict = {}
+    head: tuple = (kernel,)
+    if data is not None:
+        graph[f"{name}-data"] = data
+        head = (kernel, f"{name}-data")
+    for i in range(len(chunks[0])):
+        for j in range(len(chunks[1])):
+            region = (slice(int(row_starts[i]), int(row_starts[i + 1])),
+                      slice(int(col_starts[j]), int(col_starts[j + 1])))
+            graph[(name, i, j)] = head + (region,)
     layers = HighLevelGraph.from_collections(name, graph, dependencies=())
     return da.Array(layers, name, chunks=chunks, meta=np.empty((0, 0), dtype=dtype))
 
