@@ -158,8 +158,11 @@ def _read_and_combine(region, *, stacks, **kernel_options):
 
 
 def _runs_in_this_process(scheduler, collections) -> bool:
-    """Whether dask would compute ``collections`` with ``scheduler`` in this process's
-    memory (the threaded or synchronous scheduler, named, given, or the default)."""
+    """Whether dask would compute ``collections`` with ``scheduler`` in this process.
+
+    True for the threaded and synchronous schedulers, whether named, given as functions
+    or chosen by default; False for processes and distributed clusters.
+    """
     import dask.local
     import dask.threaded
     from dask.base import get_scheduler

@@ -70,8 +70,11 @@ class PlacedArray(LazyArrayBase):
             self.source.read_into(src_index, target)
 
     def queue_into(self, slices: tuple[slice, ...], out: np.ndarray, batch: RunBatch) -> bool:
-        """Queue the region ``slices`` for ``out`` in ``batch`` when the background covers
-        it whole (no fill, no broadcast); returns False, queuing nothing, otherwise."""
+        """Queue the region ``slices`` for ``out`` in ``batch`` if the background covers it.
+
+        Covering means no fill and no broadcast; otherwise nothing is queued and the
+        result is False.
+        """
         region = self._source_region(slices)
         if region is None or any(region[2]) or not isinstance(self.source, FitsArray):
             return False

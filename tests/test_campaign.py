@@ -380,8 +380,11 @@ def test_wfss_failed_step_is_failed_and_retried(tmp_path):
 
 
 def test_job_threads_scheduler_uses_one_thread_per_core():
-    """A job's "threads" scheduler, started from a job thread, runs as many tiles at once
-    as the tile plan assumes (one per core), not ThreadPoolExecutor's default (cores + 4)."""
+    """A job's "threads" scheduler runs one tile per core, as the tile plan assumes.
+
+    Started from a job thread, dask's threaded scheduler would otherwise use
+    ThreadPoolExecutor's default size (cores + 4).
+    """
     import time
 
     import dask

@@ -16,12 +16,12 @@ import threading
 import numpy as np
 import pytest
 from astropy.io import fits
+from daskbkg.io._readruns import read_runs
 from helpers import assert_bits_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daskbkg.io import fitsarray
-from daskbkg.io._readruns import read_runs
 from daskbkg.io.layout import scan_fits
 
 #: numpy dtypes astropy stores plainly or as sign-flipped (BZERO) pseudo-unsigned values.
@@ -193,8 +193,11 @@ def test_truncated_data_is_reported_with_the_file_name(tmp_path):
 
 
 def test_descriptors_in_use_are_never_closed(tmp_path, monkeypatch):
-    """With a cache of one descriptor, files opened by other reads while a read holds its
-    descriptors evict only idle ones; the cache shrinks back once the read is done."""
+    """Descriptors held by a read survive evictions caused by other reads.
+
+    With a cache of one descriptor, files opened while a read holds its descriptors
+    evict only idle ones; the cache shrinks back once the read is done.
+    """
     arrays = []
     for i in range(4):
         _write_cube(tmp_path / f"f{i}.fits", np.full((3, 4), i, dtype=np.float32))

@@ -275,8 +275,10 @@ def test_processes_scheduler_identical_bits(request, which, tmp_path):
 
 
 def test_given_combined_arrays_are_used_without_a_copy(data):
-    """A combined background computed once and handed to other products is not copied
-    (products sharing it run side by side; a copy each cost 64 MiB for a 2048² image)."""
+    """A combined background computed once and handed to other products is not copied.
+
+    Products sharing it run side by side; a copy each cost 64 MiB for a 2048² image.
+    """
     bkgs = list(data.backgrounds)
     comb = daskbkg.subtract_background(data.targets[0], bkgs, chunks=(6, -1)).combined_background
     arrays = comb.compute_arrays(scheduler="sync")
@@ -289,8 +291,11 @@ def test_given_combined_arrays_are_used_without_a_copy(data):
 
 @pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
 def test_combined_arrays_are_the_same_on_every_scheduler(data, scheduler):
-    """In-process schedulers fill preallocated results tile by tile; the others gather
-    the blocks (stores there would fill copies): the values are the same either way."""
+    """Combined arrays are the same on in-process and out-of-process schedulers.
+
+    In-process schedulers fill preallocated results tile by tile; the others gather the
+    blocks (stores there would fill copies).
+    """
     from daskbkg.combine import _runs_in_this_process
 
     bkgs = list(data.backgrounds)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .encoding import Encoding, convert
 from ._readruns import read_runs
+from .encoding import Encoding, convert
 
 __all__ = ["FitsArray", "ConstantArray", "LazyArrayBase", "normalize_key", "close_cached_files"]
 
@@ -57,8 +57,11 @@ def _open_cached(key: tuple[str, int, int]) -> int:
 
 
 def _evict() -> None:
-    """Close the least recently used descriptors beyond _MAX_OPEN that no read is using
-    (call under _lock; while reads pin them, the cache may hold more for a moment)."""
+    """Close the least recently used idle descriptors beyond ``_MAX_OPEN``.
+
+    Call under ``_lock``. Descriptors that reads are using are kept, so the cache may
+    hold more than ``_MAX_OPEN`` for a moment.
+    """
     idle = [key for key in _fds if not _busy.get(key)]
     for key in idle[:max(0, len(_fds) - _MAX_OPEN)]:
         os.close(_fds.pop(key))
@@ -66,9 +69,12 @@ def _evict() -> None:
 
 @contextlib.contextmanager
 def _descriptors(arrays):
-    """Descriptors of the files of ``arrays`` (opened once per process), pinned while the
-    block runs: the compiled reader uses them with the GIL released, so another thread
-    must not close one (its number could be reused by a newly opened file)."""
+    """Descriptors of the files of ``arrays``, pinned while the block runs.
+
+    Each file is opened once per process. The compiled reader uses the descriptors with
+    the GIL released, so another thread must not close one meanwhile: its number could
+    be reused by a newly opened file.
+    """
     keys = [(a.path, a.size, a.mtime_ns) for a in arrays]
     with _lock:
         pinned = []
@@ -313,8 +319,10 @@ class FitsArray(LazyArrayBase):
             yield base + sum(i * st for i, st in zip(index, strides)), run
 
     def decoding(self, dtype: np.dtype) -> tuple[bool, int] | None:
-        """``(swap, mask)`` turning the stored bytes into values of ``dtype`` in place,
-        or None when the values need more than a byte swap and a sign-bit flip."""
+        """``(swap, mask)`` that turn the stored bytes into values of ``dtype`` in place.
+
+        None when the values need more than a byte swap and a sign-bit flip.
+        """
         enc = self.encoding
         if not self.direct or dtype != enc.value_dtype or enc.mode not in ("plain", "flip"):
             return None
@@ -360,10 +368,10 @@ class RunBatch:
 
     def add(self, array: "FitsArray", slices: tuple[slice, ...], dest: np.ndarray,
             decoding: tuple[bool, int] | None = None) -> bool:
-        """Queue the region ``slices`` of ``array`` for ``dest`` (a C-contiguous part of
-        the output, shaped like the region).
+        """Queue the region ``slices`` of ``array`` for ``dest``.
 
-        Returns False, queuing nothing, when the region cannot be read this way: the
+        ``dest`` is a C-contiguous part of the output, shaped like the region. Returns
+        False, queuing nothing, when the region cannot be read this way: the
         file is compressed, the stored values need more than a byte swap and a sign flip
         to become ``dest.dtype``, or ``dest`` is not contiguous.
         """
