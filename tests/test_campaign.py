@@ -73,6 +73,26 @@ def test_shared_background_computed_once(dataset, tmp_path, kernel_calls):
             assert np.array_equal(hdul["DQ"].data, expected.dq)
 
 
+def test_shared_background_is_read_from_a_scratch_file(dataset, tmp_path, monkeypatch):
+    """Products read the shared image from one scratch file, deleted after the last one."""
+    from daskbkg.io import scratch
+
+    reads: list = []
+    original = scratch.ScratchArray.__getitem__
+
+    def spy(self, key):
+        reads.append(Path(self.path))
+        return original(self, key)
+
+    monkeypatch.setattr(scratch.ScratchArray, "__getitem__", spy)
+    settings = _settings(tmp_path, chunks=(16, -1))
+    report = Campaign.from_inputs([str(dataset.asn)], settings).run()
+    assert [o.state for o in report.outcomes] == ["done"] * 3
+    shared = Path(settings.output_dir) / ".daskbkg" / "shared"
+    assert reads and {p.parent for p in reads} == {shared} and len(set(reads)) == 1
+    assert not shared.exists()
+
+
 def test_resume_skips_complete_products(dataset, tmp_path, kernel_calls):
     """A rerun does nothing; a changed input or a lost output is redone alone."""
     settings = _settings(tmp_path)

@@ -62,6 +62,7 @@ def test_interrupted_shared_campaign_keeps_finished_products(shared_dataset, tmp
     assert set(states) <= {"done", "interrupted", "not started"}
     for name in finished:
         assert (out / name).read_bytes() != b""
+    assert not (markers / "shared").exists()  # the shared scratch file is gone too
     rerun = subprocess.run([*argv, "--report", str(report)], capture_output=True, text=True,
                            timeout=600)
     assert rerun.returncode == 0, rerun.stderr

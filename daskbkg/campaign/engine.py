@@ -147,6 +147,7 @@ class Campaign:
             raise CampaignInterrupted(report) from None
         finally:
             STOP.clear()
+            runner.discard_shared()
         backend.close()
         report = snapshot()
         self.report = report
@@ -267,7 +268,26 @@ class _Runner:
         if group in self.remaining:
             self.remaining[group] -= 1
             if self.remaining[group] == 0:
-                self.shared.pop(group, None)  # releases the arrays on the cluster
+                self._discard(self.shared.pop(group, None))
+
+    @staticmethod
+    def _discard(future) -> None:
+        """Release a shared combined background whose products are all finished.
+
+        Dropping the future frees its result on a cluster; the scratch file is deleted.
+        """
+        if future is None or not future.done() or future.cancelled():
+            return
+        try:
+            shared = future.result()
+        except BaseException:  # noqa: BLE001 - failed: nothing was kept
+            return
+        shared.discard()
+
+    def discard_shared(self) -> None:
+        """Release every shared combined background still held (end of run, interrupt)."""
+        for key in list(self.shared):
+            self._discard(self.shared.pop(key))
 
     def _result(self, future, index: int) -> Outcome:
         name = self.campaign.items[index].name

@@ -25,6 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..settings import RunSettings
@@ -124,16 +125,28 @@ class ProductJob:
 class SharedCombined:
     """A combined background computed once for several products.
 
-    ``arrays`` maps SCI/ERR/DQ/NBKG to NumPy arrays; ``image_key`` identifies the
-    image (backgrounds, parameters, target window and mode). ``error`` is set instead
-    when the shared computation failed: each product then computes (and reports) its
-    own.
+    ``arrays`` maps SCI/ERR/DQ/NBKG to arrays: :class:`~daskbkg.io.scratch.ScratchArray`
+    views of the file ``scratch`` (local output folders: the image is never held in
+    memory), or NumPy arrays (object-store outputs). ``image_key`` identifies the image
+    (backgrounds, parameters, target window and mode). ``error`` is set instead when the
+    shared computation failed: each product then computes (and reports) its own.
     """
 
     image_key: str | None = None
     arrays: dict = field(default_factory=dict)
     backgrounds: tuple = ()
     error: str | None = None
+    scratch: str | None = None
+
+    def discard(self) -> None:
+        """Delete the scratch file holding the arrays, if any (once no product needs it)."""
+        if self.scratch:
+            path = Path(self.scratch)
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # kept while another group's file is in it
+            except OSError:
+                pass
 
 
 def output_paths(item: CampaignItem, settings: RunSettings) -> tuple[Any, Any]:
@@ -348,6 +361,39 @@ def _needs_work(item: CampaignItem, settings: RunSettings) -> bool:
         return True
 
 
+def _compute_shared(lazy, settings: RunSettings, inner: str) -> SharedCombined:
+    """Compute a combined background for the products sharing it.
+
+    In a local output folder it is stored, tile by tile, in a scratch file under
+    ``OUT/.daskbkg/shared/`` that the products read (deleted when the last of them is
+    done); for an object-store output it is kept in memory.
+    """
+    from ..io.source import is_url
+
+    if is_url(settings.output_dir):
+        with _stop_callback(), inner_scheduler(inner) as scheduler:
+            arrays = lazy.compute_arrays(scheduler=scheduler)
+        return SharedCombined(lazy.image_key, arrays, lazy.backgrounds)
+    import uuid
+
+    import dask.array as da
+
+    from ..io.scratch import create_scratch_file
+
+    path = Path(settings.output_dir) / ".daskbkg" / "shared" / (
+        f"{lazy.image_key}-{os.getpid()}-{uuid.uuid4().hex[:12]}.bin")
+    stored = create_scratch_file(path, {name: (a.shape, a.dtype)
+                                        for name, a in lazy.arrays.items()})
+    try:
+        with _stop_callback(), inner_scheduler(inner) as scheduler:
+            da.store(list(lazy.arrays.values()), list(stored.values()), lock=False,
+                     scheduler=scheduler)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return SharedCombined(lazy.image_key, stored, lazy.backgrounds, scratch=str(path))
+
+
 def combine_group(items: tuple[CampaignItem, ...], settings: RunSettings,
                   resume: bool = True, inner: str = "sync") -> SharedCombined:
     """Compute the combined background shared by ``items`` (same background list).
@@ -378,9 +424,7 @@ def combine_group(items: tuple[CampaignItem, ...], settings: RunSettings,
             lazy = build_combined_background(target, backgrounds, settings.params,
                                              settings.compat, chunks=settings.chunks,
                                              **_tile_budget(settings, inner))
-            with _stop_callback(), inner_scheduler(inner) as scheduler:
-                arrays = lazy.compute_arrays(scheduler=scheduler)
-            return SharedCombined(lazy.image_key, arrays, lazy.backgrounds)
+            return _compute_shared(lazy, settings, inner)
         return SharedCombined(error="no target of the group takes the imaging path")
     except Exception as exc:  # noqa: BLE001 - the products compute their own
         text = str(exc).strip()

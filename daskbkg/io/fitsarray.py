@@ -304,19 +304,8 @@ class FitsArray(LazyArrayBase):
     # -- readers ---------------------------------------------------------------------
     def runs(self, slices: tuple[slice, ...]):
         """``(file offset, nbytes)`` of each contiguous run of the region, in C order."""
-        itemsize = self.encoding.disk_dtype.itemsize
-        # Axes from `split` onwards are read as one contiguous run per leading index.
-        split = len(self.shape) - 1
-        while split > 0 and slices[split].start == 0 and slices[split].stop == self.shape[split]:
-            split -= 1
-        strides = [itemsize] * len(self.shape)
-        for axis in range(len(self.shape) - 2, -1, -1):
-            strides[axis] = strides[axis + 1] * self.shape[axis + 1]
-        run = (slices[split].stop - slices[split].start) * strides[split]
-        base = self.data_offset + slices[split].start * strides[split]
-        lead = [range(s.start, s.stop) for s in slices[:split]]
-        for index in itertools.product(*lead):
-            yield base + sum(i * st for i, st in zip(index, strides)), run
+        return byte_runs(self.shape, self.encoding.disk_dtype.itemsize, self.data_offset,
+                         slices)
 
     def decoding(self, dtype: np.dtype) -> tuple[bool, int] | None:
         """``(swap, mask)`` that turn the stored bytes into values of ``dtype`` in place.
@@ -342,6 +331,27 @@ class FitsArray(LazyArrayBase):
         hdul = _cached_hdulist(self.path)
         with _lock:
             return np.asarray(hdul[self.hdu_index].section[slices])
+
+
+def byte_runs(shape: tuple[int, ...], itemsize: int, offset: int,
+              slices: tuple[slice, ...]):
+    """``(file offset, nbytes)`` of each contiguous run of a region, in C order.
+
+    The array has ``shape`` and ``itemsize``, is stored in C order at byte ``offset``,
+    and ``slices`` (one step-1 slice per axis) select the region.
+    """
+    # Axes from `split` onwards are read as one contiguous run per leading index.
+    split = len(shape) - 1
+    while split > 0 and slices[split].start == 0 and slices[split].stop == shape[split]:
+        split -= 1
+    strides = [itemsize] * len(shape)
+    for axis in range(len(shape) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    run = (slices[split].stop - slices[split].start) * strides[split]
+    base = offset + slices[split].start * strides[split]
+    lead = [range(s.start, s.stop) for s in slices[:split]]
+    for index in itertools.product(*lead):
+        yield base + sum(i * st for i, st in zip(index, strides)), run
 
 
 class RunBatch:
