@@ -30,7 +30,7 @@ from typing import Any
 
 from ..settings import RunSettings
 from .items import CampaignItem, as_input
-from .markers import is_complete, mark_done, product_key
+from .markers import MARKER_DIR, is_complete, mark_done, product_key
 from .outcome import Outcome, failure_outcome, interrupted
 
 __all__ = ["ProductJob", "SharedCombined", "run_product", "combine_group", "open_exposure",
@@ -380,7 +380,7 @@ def _compute_shared(lazy, settings: RunSettings, inner: str) -> SharedCombined:
 
     from ..io.scratch import create_scratch_file
 
-    path = Path(settings.output_dir) / ".daskbkg" / "shared" / (
+    path = Path(settings.output_dir) / MARKER_DIR / "shared" / (
         f"{lazy.image_key}-{os.getpid()}-{uuid.uuid4().hex[:12]}.bin")
     stored = create_scratch_file(path, {name: (a.shape, a.dtype)
                                         for name, a in lazy.arrays.items()})

@@ -411,14 +411,31 @@ class RunBatch:
 
 def _read_runs(runs: list, out: np.ndarray, width: int, swap: bool, mask: int) -> None:
     """Read local runs ``(array, offset, nbytes, pos)`` into ``out`` (one hook for tests)."""
-    table = np.array([r[1:] for r in runs], dtype=np.int64).T.copy()
     with _descriptors([r[0] for r in runs]) as fds:
-        status, failed, error = read_runs(np.array(fds, dtype=np.int32), table[0], table[1],
-                                          table[2], out, width, swap, mask)
+        read_byte_runs(fds, [r[0].path for r in runs], [r[1:] for r in runs], out, width,
+                       swap, mask)
+
+
+def read_byte_runs(fds, paths, runs, out: np.ndarray, width: int = 1, swap: bool = False,
+                   mask: int = 0) -> None:
+    """Read byte runs of open files into ``out`` with the compiled reader.
+
+    Run i, ``(offset, nbytes, pos)``, of descriptor ``fds[i]`` lands in ``out`` (uint8) at
+    ``pos``; its values of ``width`` bytes are byte-swapped (``swap``) and XORed with
+    ``mask`` in place.
+
+    Raises
+    ------
+    OSError
+        Naming ``paths[i]``: the file ends early (truncated data) or cannot be read.
+    """
+    table = np.array(runs, dtype=np.int64).reshape(-1, 3).T.copy()
+    status, failed, error = read_runs(np.asarray(fds, dtype=np.int32), table[0], table[1],
+                                      table[2], out, width, swap, mask)
     if status == 1:
-        raise OSError(f"{runs[failed][0].path}: unexpected end of file (truncated FITS data)")
+        raise OSError(f"{paths[failed]}: unexpected end of file (truncated FITS data)")
     if status == 2:
-        raise OSError(error, f"{runs[failed][0].path}: {os.strerror(error)}")
+        raise OSError(error, f"{paths[failed]}: {os.strerror(error)}")
 
 
 def _read_remote(array: "FitsArray", offset: int, target: np.ndarray, width: int, swap: bool,

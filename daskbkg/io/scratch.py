@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .fitsarray import LazyArrayBase, byte_runs, normalize_key
+from .fitsarray import LazyArrayBase, byte_runs, normalize_key, read_byte_runs
 from .positional import write_at
 
 __all__ = ["ScratchArray", "create_scratch_file"]
@@ -46,23 +46,20 @@ class ScratchArray(LazyArrayBase):
         return byte_runs(self.shape, self.dtype.itemsize, self.offset, slices), shape, drop
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        from ._readruns import read_runs
-
         runs, shape, drop = self._runs(key)
         out = np.empty(shape, dtype=self.dtype)
-        table = np.array([(offset, n) for offset, n in runs], dtype=np.int64).reshape(-1, 2)
-        dests = np.concatenate([[0], np.cumsum(table[:, 1])[:-1]]).astype(np.int64)
+        table, pos = [], 0
+        for offset, nbytes in runs:
+            table.append((offset, nbytes, pos))
+            pos += nbytes
         fd = os.open(self.path, os.O_RDONLY | _FLAGS)
         try:
-            status, _, error = read_runs(np.full(len(table), fd, np.int32),
-                                         np.ascontiguousarray(table[:, 0]),
-                                         np.ascontiguousarray(table[:, 1]), dests,
-                                         out.reshape(-1).view(np.uint8), 1, False, 0)
+            read_byte_runs([fd] * len(table), [self.path] * len(table), table,
+                           out.reshape(-1).view(np.uint8))
+        except OSError as exc:
+            raise OSError(f"{self.path}: cannot read the scratch array ({exc})") from None
         finally:
             os.close(fd)
-        if status:
-            reason = os.strerror(error) if error else "file too short"
-            raise OSError(f"{self.path}: cannot read the scratch array ({reason})")
         return out.reshape(tuple(n for i, n in enumerate(shape) if i not in drop))
 
     def __setitem__(self, key: Any, value: Any) -> None:
